@@ -1,0 +1,101 @@
+# Gantry's build. `make` builds every component into bin/; `make test` and `make run` first install
+# what is missing (scripts/deps.sh), so both work on a fresh Debian machine.
+#
+# BUILD=release (default) or BUILD=asan; objects go to build/$(BUILD)/, binaries to $(BINDIR).
+
+BUILD ?= release
+CC ?= gcc
+O := build/$(BUILD)
+ifeq ($(BUILD),asan)
+  BINDIR ?= $(O)/bin
+  SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT := -O1
+else
+  BINDIR ?= bin
+  SANITIZE :=
+  OPT := -O2
+endif
+
+NO_DEPS_GOALS := clean fmt fmt-check help
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+# build/flags.mk is remade (installing missing packages first) whenever it is missing; make then
+# restarts with the library flags it holds.
+-include build/flags.mk
+endif
+
+CPPFLAGS += -I. -D_GNU_SOURCE $(PKG_CFLAGS)
+CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
+          -Wno-missing-field-initializers -MMD -MP $(SANITIZE)
+LDFLAGS += $(SANITIZE)
+LDLIBS += $(PKG_LIBS) -lm
+
+# One library for what two or more components share; each binary links it.
+LIB_SRCS := $(wildcard common/*.c) $(wildcard config/*.c)
+LIB := $(O)/libgantry.a
+
+# name:source-directory for every binary; adding a daemon is one word here.
+PROGRAMS := gantry:cli gantry-demo-app:demo
+BINS := $(foreach p,$(PROGRAMS),$(BINDIR)/$(word 1,$(subst :, ,$(p))))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps test unit system asan run clean fmt fmt-check fuzz help
+all: $(BINS) $(UNIT_BINS)
+
+help:
+	@echo "targets: all test asan run deps fmt fmt-check clean"
+
+build/flags.mk: scripts/deps.sh
+	@scripts/deps.sh build test
+	@mkdir -p build
+	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags hiredis libcurl yaml-0.1 jansson cmocka)"; \
+	   echo "PKG_LIBS := $$(pkg-config --libs hiredis libcurl yaml-0.1 jansson) \
+	     $$(pkg-config --libs libev 2>/dev/null || echo -lev)"; \
+	   echo "CMOCKA_LIBS := $$(pkg-config --libs cmocka)"; } > $@.tmp && mv $@.tmp $@
+
+deps:
+	@scripts/deps.sh build test
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+define program_rule
+$(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
+
+$(O)/tests/%: $(O)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@
+
+# The whole suite: unit tests, then system tests against the real binaries. The last line it prints
+# is `N passed, N failed, N skipped`.
+test: deps all
+	@GANTRY_BIN=$(abspath $(BINDIR)) GANTRY_UNIT=$(abspath $(O)/tests) python3 tests/run.py
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=asan test
+
+run: deps $(BINS)
+	$(BINDIR)/gantry up $(RUN_ARGS)
+
+fmt:
+	@scripts/deps.sh fmt
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+fmt-check:
+	@scripts/deps.sh fmt
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(O) -name "*.d" 2>/dev/null)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Gantry needs, and only those that are missing, so a second run costs
+# a few dpkg-query calls. Usage: scripts/deps.sh [build|test|fmt|fuzz|perf]...  (default: build test)
+set -euo pipefail
+
+build_pkgs=(gcc make pkg-config libev-dev libhiredis-dev libcurl4-openssl-dev libyaml-dev libjansson-dev)
+test_pkgs=(libcmocka-dev redis-server curl python3 procps)
+fmt_pkgs=(clang-format)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+perf_pkgs=(wrk haproxy nginx-light procps)
+
+sets=("$@")
+[ ${#sets[@]} -eq 0 ] && sets=(build test)
+
+wanted=()
+for set in "${sets[@]}"; do
+  case "$set" in
+    build) wanted+=("${build_pkgs[@]}") ;;
+    test) wanted+=("${test_pkgs[@]}") ;;
+    fmt) wanted+=("${fmt_pkgs[@]}") ;;
+    fuzz) wanted+=("${fuzz_pkgs[@]}") ;;
+    perf) wanted+=("${perf_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown package set '$set' (expected build, test, fmt, fuzz or perf)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -ne 0 ] && sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+# A fresh machine may have empty or stale package lists: refresh once, only when needed.
+if ! apt_install; then
+  "${sudo[@]}" apt-get update -q </dev/null
+  apt_install
+fi
