@@ -96,8 +96,7 @@ int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t err
     else if (strcmp(host, "*") == 0)
         strcpy(host, "0.0.0.0");
     if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-        snprintf(err, errlen, "'%s' is not an IPv4 address (host names other than localhost are "
-                              "not resolved)", host);
+        snprintf(err, errlen, "'%s' is neither an IPv4 address nor localhost", host);
         return -1;
     }
     sin->sin_family = AF_INET;

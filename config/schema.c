@@ -22,6 +22,17 @@ static void add_error(struct cfg_errors *errors, const char *prefix, const char 
         vsnprintf(msg + n, CFG_ERROR_LEN - (size_t)n, fmt, ap);
 }
 
+static void add_error_text(struct cfg_errors *errors, const char *prefix, const char *text)
+{
+    if (errors->count == CFG_MAX_ERRORS) {
+        errors->dropped++;
+        return;
+    }
+    char *msg = errors->messages[errors->count++];
+    if (snprintf(msg, CFG_ERROR_LEN, "%s%s", prefix, text) >= CFG_ERROR_LEN)
+        msg[CFG_ERROR_LEN - 2] = '~'; /* marks a cut message */
+}
+
 void cfg_error(struct cfg_ctx *ctx, const struct ynode *at, const char *fmt, ...)
 {
     char prefix[300];
@@ -87,7 +98,8 @@ const char *cfg_expected(const struct cfg_key *key, char *out, size_t size)
 {
     char lo[32], hi[32], range[80] = "";
     if (has_bounds(key) && key->type != CFG_STRING)
-        snprintf(range, sizeof range, " from %s to %s", format_bound(key, key->min, lo, sizeof lo),
+        snprintf(range, sizeof range, "%s from %s to %s",
+                 key->type == CFG_INT ? "" : ",", format_bound(key, key->min, lo, sizeof lo),
                  format_bound(key, key->max, hi, sizeof hi));
     switch (key->type) {
     case CFG_BOOL:
@@ -272,6 +284,10 @@ static void bind_value(struct cfg_ctx *ctx, const struct cfg_key *key, enum cfg_
     const char *text = ynode_is_null(node) ? "" : node->value;
     if (parse_scalar(&scalar, type, ctx, text, dst, why, sizeof why) == 0)
         return;
+    char shown[64]; /* a long value is cut so that the message stays one readable line */
+    if (snprintf(shown, sizeof shown, "%s", text) >= (int)sizeof shown)
+        memcpy(shown + sizeof shown - 4, "...", 4);
+    text = shown;
     if (strcmp(why, "out of range") == 0)
         cfg_error(ctx, node, "value '%s' for '%s' is out of range (expected %s)", text, path,
                   expected);
@@ -312,11 +328,15 @@ static const struct cfg_key *lookup_key(const struct cfg_section *section, const
 static bool is_duplicate(struct cfg_ctx *ctx, const struct ynode *map, size_t i, const char *path)
 {
     for (size_t j = 0; j < i; j += 2) {
-        if (strcmp(map->items[j]->value, map->items[i]->value) == 0) {
+        if (strcmp(map->items[j]->value, map->items[i]->value) != 0)
+            continue;
+        if (*path)
             cfg_error(ctx, map->items[i], "duplicate key '%s' in '%s' (first set at line %d)",
                       map->items[i]->value, path, map->items[j]->line);
-            return true;
-        }
+        else
+            cfg_error(ctx, map->items[i], "duplicate section '%s' (first set at line %d)",
+                      map->items[i]->value, map->items[j]->line);
+        return true;
     }
     return false;
 }
@@ -397,7 +417,9 @@ int cfg_bind_file(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj
     struct ynode *tree = yaml_tree_parse(ctx->arena, text, len, err, sizeof err);
     free(text);
     if (!tree) {
-        cfg_error(ctx, NULL, "%s", err); /* err starts with "line:col: " */
+        char prefix[300]; /* err starts with "line:col: " */
+        snprintf(prefix, sizeof prefix, "%s:", ctx->file);
+        add_error_text(ctx->errors, prefix, err);
         return -1;
     }
     if (tree->kind != YNODE_MAP && !ynode_is_null(tree)) {

@@ -28,9 +28,9 @@ static bool next_event(struct reader *r, yaml_event_t *ev)
     const char *problem = r->parser.problem ? r->parser.problem : "unreadable input";
     char msg[256];
     if (r->parser.context)
-        snprintf(msg, sizeof msg, "YAML syntax error: %s %s", problem, r->parser.context);
+        snprintf(msg, sizeof msg, "syntax error: %s %s", problem, r->parser.context);
     else
-        snprintf(msg, sizeof msg, "YAML syntax error: %s", problem);
+        snprintf(msg, sizeof msg, "syntax error: %s", problem);
     yaml_mark_t mark = r->parser.problem_mark;
     if (r->parser.error == YAML_READER_ERROR) {
         mark.line = 0; /* the reader knows only a byte offset */

@@ -1,0 +1,225 @@
+/* The configuration system: the bad-config corpus (each file with the exact message it must
+ * produce), defaults, merging of several files, JSON input and the example files. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "config/config.h"
+
+#define BAD_DIR "tests/config/bad"
+#define GOOD_DIR "tests/config/good"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char text[64 * 1024];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* The expectation is the first line "# expect: MESSAGE" of a YAML file, or the whole of
+ * FILE.expect for formats without comments (JSON). "{file}" stands for the file's path. */
+static void expected_message(const char *path, char *out, size_t size)
+{
+    char sidecar[600];
+    snprintf(sidecar, sizeof sidecar, "%s.expect", path);
+    const char *text = slurp(sidecar);
+    const char *prefix = "";
+    if (!text) {
+        text = slurp(path);
+        assert_non_null(text);
+        prefix = "# expect: ";
+        if (strncmp(text, prefix, strlen(prefix)) != 0)
+            fail_msg("%s: first line must be '# expect: MESSAGE'", path);
+    }
+    const char *msg = text + strlen(prefix);
+    size_t used = 0;
+    for (const char *p = msg; *p && *p != '\n' && used + 1 < size; p++) {
+        if (strncmp(p, "{file}", 6) == 0) {
+            used += (size_t)snprintf(out + used, size - used, "%s", path);
+            p += 5;
+            continue;
+        }
+        out[used++] = *p;
+    }
+    out[used < size ? used : size - 1] = '\0';
+}
+
+static int is_corpus_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && !(n > 7 && strcmp(e->d_name + n - 7, ".expect") == 0);
+}
+
+static void test_bad_corpus_gives_exact_messages(void **state)
+{
+    (void)state;
+    struct dirent **entries;
+    int n = scandir(BAD_DIR, &entries, is_corpus_file, alphasort);
+    assert_true(n >= 25);
+    int mismatches = 0;
+    for (int i = 0; i < n; i++) {
+        char path[512], want[CFG_ERROR_LEN];
+        snprintf(path, sizeof path, "%s/%s", BAD_DIR, entries[i]->d_name);
+        free(entries[i]);
+        expected_message(path, want, sizeof want);
+        struct gantry_config cfg;
+        struct cfg_errors errors;
+        const char *files[] = {path};
+        int rc = config_load(&cfg, files, 1, &errors);
+        config_free(&cfg);
+        if (rc == 0 || errors.count != 1 || strcmp(errors.messages[0], want) != 0) {
+            print_error("%s:\n  want: %s\n  got:  %s (%zu errors)\n", path, want,
+                        errors.count ? errors.messages[0] : "(accepted)", errors.count);
+            mismatches++;
+        }
+    }
+    free(entries);
+    assert_int_equal(mismatches, 0);
+}
+
+static void test_defaults_without_files(void **state)
+{
+    (void)state;
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, NULL, 0, &errors), 0);
+    char addr[NET_ADDR_TEXT_MAX];
+    assert_string_equal(net_addr_format(&cfg.demo.listen, addr, sizeof addr), "127.0.0.1:8080");
+    assert_true(net_addr_is_loopback(&cfg.demo.listen));
+    assert_int_equal(cfg.log.level, LOG_LEVEL_INFO);
+    assert_int_equal(cfg.redis.url.addr.len, 0);
+    assert_int_equal(cfg.redis.connect_timeout_ms, 2000);
+    assert_string_equal(cfg.up.run_dir, "run");
+    assert_int_equal(cfg.up.restart_backoff_min_ms, 500);
+    assert_int_equal(cfg.demo.body_size, 16);
+    assert_true(cfg.demo.enabled);
+    config_free(&cfg);
+}
+
+static void test_later_files_override_earlier(void **state)
+{
+    (void)state;
+    const char *files[] = {GOOD_DIR "/base.yaml", GOOD_DIR "/override.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 2, &errors), 0);
+    assert_int_equal(cfg.demo.body_size, 4096);                /* base.yaml, untouched */
+    assert_int_equal(cfg.demo.latency_ms, 250);                /* override.yaml */
+    assert_int_equal(cfg.log.level, LOG_LEVEL_DEBUG);          /* override.yaml */
+    assert_int_equal(cfg.up.stop_timeout_ms, 3000);            /* base.yaml */
+    assert_int_equal(cfg.up.ready_timeout_ms, 10000);          /* default */
+    config_free(&cfg);
+}
+
+static void test_json_reads_like_yaml(void **state)
+{
+    (void)state;
+    const char *yaml[] = {GOOD_DIR "/base.yaml"};
+    const char *json[] = {GOOD_DIR "/base.json"};
+    struct gantry_config a, b;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&a, yaml, 1, &errors), 0);
+    assert_int_equal(config_load(&b, json, 1, &errors), 0);
+    assert_int_equal(a.demo.body_size, b.demo.body_size);
+    assert_int_equal(a.up.stop_timeout_ms, b.up.stop_timeout_ms);
+    assert_int_equal(a.redis.url.db, b.redis.url.db);
+    assert_memory_equal(&a.redis.url.addr, &b.redis.url.addr, sizeof a.redis.url.addr);
+    assert_string_equal(a.up.run_dir, b.up.run_dir);
+    config_free(&a);
+    config_free(&b);
+}
+
+static void test_every_example_file_is_valid(void **state)
+{
+    (void)state;
+    struct dirent **entries;
+    int n = scandir("config/examples", &entries, is_corpus_file, alphasort);
+    assert_true(n >= 1);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "config/examples/%s", entries[i]->d_name);
+        free(entries[i]);
+        const char *files[] = {path};
+        struct gantry_config cfg;
+        struct cfg_errors errors;
+        int rc = config_load(&cfg, files, 1, &errors);
+        if (rc != 0)
+            print_error("%s: %s\n", path, errors.messages[0]);
+        assert_int_equal(rc, 0);
+        config_free(&cfg);
+    }
+    free(entries);
+}
+
+static void test_missing_file_names_the_file(void **state)
+{
+    (void)state;
+    const char *files[] = {"tests/config/does-not-exist.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 1, &errors), -1);
+    assert_string_equal(errors.messages[0], "tests/config/does-not-exist.yaml: cannot read the "
+                                            "file: No such file or directory");
+    config_free(&cfg);
+}
+
+static void test_errors_in_several_keys_are_all_reported(void **state)
+{
+    (void)state;
+    const char *files[] = {GOOD_DIR "/../multi-error.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 1, &errors), -1);
+    assert_int_equal(errors.count, 3);
+    assert_non_null(strstr(errors.messages[0], ":2:11: "));
+    assert_non_null(strstr(errors.messages[1], ":3:14: "));
+    assert_non_null(strstr(errors.messages[2], ":5:17: "));
+    config_free(&cfg);
+}
+
+static void test_command_line_overrides(void **state)
+{
+    (void)state;
+    struct daemon_args args = {.redis_url = "unix:/tmp/r.sock", .log_level = "warn"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load_args(&cfg, &args, &errors), 0);
+    assert_int_equal(net_addr_family(&cfg.redis.url.addr), AF_UNIX);
+    assert_int_equal(cfg.log.level, LOG_LEVEL_WARN);
+    config_free(&cfg);
+
+    args.redis_url = "http://x";
+    assert_int_equal(config_load_args(&cfg, &args, &errors), -1);
+    assert_string_equal(errors.messages[0],
+                        "command line: --redis 'http://x': a Redis URL starts with redis:// or "
+                        "unix: (expected a Redis URL such as redis://127.0.0.1:6379 or "
+                        "unix:/path/redis.sock)");
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_corpus_gives_exact_messages),
+        cmocka_unit_test(test_defaults_without_files),
+        cmocka_unit_test(test_later_files_override_earlier),
+        cmocka_unit_test(test_json_reads_like_yaml),
+        cmocka_unit_test(test_every_example_file_is_valid),
+        cmocka_unit_test(test_missing_file_names_the_file),
+        cmocka_unit_test(test_errors_in_several_keys_are_all_reported),
+        cmocka_unit_test(test_command_line_overrides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
