@@ -387,11 +387,13 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
         return NULL;
     }
     char *text = malloc(YAML_MAX_FILE_SIZE + 1);
+    errno = 0;
     size_t n = text ? fread(text, 1, YAML_MAX_FILE_SIZE + 1, f) : 0;
-    int failed = ferror(f);
+    int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (!text || failed) {
-        snprintf(err, errlen, "cannot read the file: %s", text ? strerror(EIO) : "out of memory");
+    if (!text || read_errno) {
+        snprintf(err, errlen, "cannot read the file: %s",
+                 text ? strerror(read_errno) : "out of memory");
         free(text);
         return NULL;
     }

@@ -209,6 +209,47 @@ static void test_command_line_overrides(void **state)
     config_free(&cfg);
 }
 
+/* Every key of the schema has a row "| `section.key` | type | `default` | ..." in config/README.md,
+ * with the default the code really uses. */
+static void check_documented(const char *doc, const struct cfg_section *section, const void *obj,
+                             const char *prefix, int *missing)
+{
+    for (size_t i = 0; i < section->n_keys; i++) {
+        const struct cfg_key *key = &section->keys[i];
+        const void *field = (const char *)obj + key->offset;
+        char path[128], row[256], value[128];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key->name);
+        if (key->type == CFG_SECTION) {
+            check_documented(doc, key->section, field, path, missing);
+            continue;
+        }
+        snprintf(row, sizeof row, "| `%s` |", path);
+        const char *at = strstr(doc, row);
+        const char *end = at ? strchr(at, '\n') : NULL;
+        cfg_format_value(key, obj, value, sizeof value);
+        char want[160];
+        snprintf(want, sizeof want, *value ? "| `%s` |" : "| (empty) |", value);
+        if (!at || !end || !memmem(at, (size_t)(end - at), want, strlen(want))) {
+            print_error("config/README.md: no row '%s ... %s ...'\n", row, want);
+            (*missing)++;
+        }
+    }
+}
+
+static void test_readme_documents_every_key_and_default(void **state)
+{
+    (void)state;
+    const char *doc = slurp("config/README.md");
+    assert_non_null(doc);
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, NULL, 0, &errors), 0);
+    int missing = 0;
+    check_documented(doc, config_schema(), &cfg, "", &missing);
+    config_free(&cfg);
+    assert_int_equal(missing, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_missing_file_names_the_file),
         cmocka_unit_test(test_errors_in_several_keys_are_all_reported),
         cmocka_unit_test(test_command_line_overrides),
+        cmocka_unit_test(test_readme_documents_every_key_and_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
