@@ -81,6 +81,26 @@ $(O)/tests/%: $(O)/tests/unit/%.o $(LIB)
 test: deps all
 	@GANTRY_BIN=$(abspath $(BINDIR)) GANTRY_UNIT=$(abspath $(O)/tests) python3 tests/run.py
 
+# Coverage-guided fuzzing of the parsers with libFuzzer (clang), each target for FUZZ_SECONDS,
+# starting from the seeds in tests/fuzz/seeds-NAME/ plus what earlier runs found.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS := -std=c11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined
+fuzz:
+	@scripts/deps.sh build fuzz
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  clang $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/$$t.c $(LIB_SRCS) $(PKG_LIBS) -lm \
+	    -o build/fuzz/$$t; \
+	  mkdir -p build/fuzz/corpus-$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t tests/fuzz/seeds-$$t \
+	    2>build/fuzz/$$t.log || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' build/fuzz/$$t.log || true; \
+	done
+
 asan:
 	@$(MAKE) --no-print-directory BUILD=asan test
 

@@ -49,7 +49,7 @@ void cfg_error(struct cfg_ctx *ctx, const struct ynode *at, const char *fmt, ...
 static const struct ynode *find_key(const struct ynode *map, const char *key)
 {
     for (size_t i = 0; map && map->kind == YNODE_MAP && i + 1 < map->n_items; i += 2)
-        if (strcmp(map->items[i]->value, key) == 0)
+        if (map->items[i]->kind == YNODE_SCALAR && strcmp(map->items[i]->value, key) == 0)
             return map->items[i];
     return NULL;
 }
@@ -328,7 +328,8 @@ static const struct cfg_key *lookup_key(const struct cfg_section *section, const
 static bool is_duplicate(struct cfg_ctx *ctx, const struct ynode *map, size_t i, const char *path)
 {
     for (size_t j = 0; j < i; j += 2) {
-        if (strcmp(map->items[j]->value, map->items[i]->value) != 0)
+        if (map->items[j]->kind != YNODE_SCALAR ||
+            strcmp(map->items[j]->value, map->items[i]->value) != 0)
             continue;
         if (*path)
             cfg_error(ctx, map->items[i], "duplicate key '%s' in '%s' (first set at line %d)",
@@ -356,7 +357,11 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ynode *k = map->items[i];
         if (k->kind != YNODE_SCALAR) {
-            cfg_error(ctx, k, "keys in '%s' must be plain names, not %s", path, describe_kind(k));
+            if (*path)
+                cfg_error(ctx, k, "keys in '%s' must be plain names, not %s", path,
+                          describe_kind(k));
+            else
+                cfg_error(ctx, k, "section names must be plain names, not %s", describe_kind(k));
             continue;
         }
         if (is_duplicate(ctx, map, i, path))
@@ -408,7 +413,6 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 
 int cfg_bind_file(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj)
 {
-    size_t before = ctx->errors->count;
     char err[CFG_ERROR_LEN];
     size_t len;
     char *text = read_file(ctx->file, &len, err, sizeof err);
@@ -416,8 +420,17 @@ int cfg_bind_file(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj
         cfg_error(ctx, NULL, "%s", err);
         return -1;
     }
-    struct ynode *tree = yaml_tree_parse(ctx->arena, text, len, err, sizeof err);
+    int rc = cfg_bind_text(ctx, root, obj, text, len);
     free(text);
+    return rc;
+}
+
+int cfg_bind_text(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj, const char *text,
+                  size_t len)
+{
+    size_t before = ctx->errors->count;
+    char err[CFG_ERROR_LEN];
+    struct ynode *tree = yaml_tree_parse(ctx->arena, text, len, err, sizeof err);
     if (!tree) {
         char prefix[300]; /* err starts with "line:col: " */
         snprintf(prefix, sizeof prefix, "%s:", ctx->file);

@@ -84,6 +84,9 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
                       const struct ynode *map, const char *path);
 /* Reads and binds a whole file; errors say "file:line:col: ...". */
 int cfg_bind_file(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj);
+/* The same for text in memory; ctx->file names it in the errors. */
+int cfg_bind_text(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj, const char *text,
+                  size_t len);
 
 void cfg_error(struct cfg_ctx *ctx, const struct ynode *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
