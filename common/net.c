@@ -210,3 +210,58 @@ int net_bound_addr(int fd, struct net_addr *out)
     out->len = sizeof out->ss;
     return getsockname(fd, (struct sockaddr *)&out->ss, &out->len);
 }
+
+int net_cidr_parse(const char *text, struct net_cidr *out)
+{
+    char host[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    if (n == 0 || n >= sizeof host)
+        return -1;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, host, out->addr) == 1)
+        out->family = AF_INET;
+    else if (inet_pton(AF_INET6, host, out->addr) == 1)
+        out->family = AF_INET6;
+    else
+        return -1;
+    int max = out->family == AF_INET ? 32 : 128;
+    out->prefix = max;
+    if (slash) {
+        int prefix;
+        if (parse_port(slash + 1, &prefix) < 0 || prefix > max)
+            return -1;
+        out->prefix = prefix;
+    }
+    return 0;
+}
+
+static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int bytes = bits / 8;
+    if (memcmp(a, b, (size_t)bytes) != 0)
+        return false;
+    if (bits % 8 == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - bits % 8));
+    return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool net_cidr_contains(const struct net_cidr *net, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        return net->family == AF_INET &&
+               prefix_equal(net->addr, (const unsigned char *)&sin->sin_addr, net->prefix);
+    }
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+    const unsigned char *a6 = sin6->sin6_addr.s6_addr;
+    if (net->family == AF_INET6)
+        return prefix_equal(net->addr, a6, net->prefix);
+    /* ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket */
+    return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && prefix_equal(net->addr, a6 + 12, net->prefix);
+}

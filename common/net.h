@@ -33,4 +33,16 @@ int net_listen(const struct net_addr *a, int backlog, bool reuseport, char *err,
 int net_bound_addr(int fd, struct net_addr *out);
 int net_set_nonblocking(int fd);
 
+/* An IPv4 or IPv6 network in CIDR notation ("10.0.0.0/8", "::1/128"; a bare address is a /32 or
+ * /128), for source-ip rules. */
+struct net_cidr {
+    int family;
+    unsigned char addr[16];
+    int prefix;
+};
+
+int net_cidr_parse(const char *text, struct net_cidr *out);
+/* Whether a socket address (AF_INET or AF_INET6) lies in the network; an IPv4-mapped IPv6
+ * address matches IPv4 networks. */
+bool net_cidr_contains(const struct net_cidr *net, const struct sockaddr *sa);
 #endif

@@ -16,8 +16,8 @@ static const struct cfg_key redis_keys[] = {
     {"url", CFG_REDIS_URL, offsetof(struct config_redis, url), NULL,
      .help = "the cluster's Redis; empty: `gantry up` starts its own, daemons use "
              "redis://127.0.0.1:6379"},
-    {"connect_timeout", CFG_DURATION, offsetof(struct config_redis, connect_timeout_ms), "2s",
-     100, 60000, .help = "time allowed to connect to Redis"},
+    {"connect_timeout", CFG_DURATION, offsetof(struct config_redis, connect_timeout_ms), "2s", 100,
+     60000, .help = "time allowed to connect to Redis"},
 };
 
 static const struct cfg_key up_keys[] = {
@@ -32,8 +32,8 @@ static const struct cfg_key up_keys[] = {
      .help = "time a program has to exit after SIGTERM before it is killed"},
     {"restart_backoff_min", CFG_DURATION, offsetof(struct config_up, restart_backoff_min_ms),
      "500ms", 10, 600000, .help = "delay before restarting a crashed program; doubles per crash"},
-    {"restart_backoff_max", CFG_DURATION, offsetof(struct config_up, restart_backoff_max_ms),
-     "30s", 10, 3600000, .help = "longest delay between restarts"},
+    {"restart_backoff_max", CFG_DURATION, offsetof(struct config_up, restart_backoff_max_ms), "30s",
+     10, 3600000, .help = "longest delay between restarts"},
 };
 
 static const struct cfg_key demo_keys[] = {
@@ -49,8 +49,9 @@ static const struct cfg_key demo_keys[] = {
      .help = "default CPU time burnt per request"},
 };
 
-static void check_up(struct cfg_ctx *ctx, void *obj, const struct ynode *map)
+static void check_up(struct cfg_ctx *ctx, void *obj, const struct ynode *map, const char *path)
 {
+    (void)path;
     const struct config_up *up = obj;
     if (up->restart_backoff_min_ms > up->restart_backoff_max_ms)
         cfg_error_at_key(ctx, map, "restart_backoff_min",
@@ -58,7 +59,8 @@ static void check_up(struct cfg_ctx *ctx, void *obj, const struct ynode *map)
                          "(expected min <= max)");
 }
 
-static const struct cfg_section log_section = {"log", CFG_KEYS(log_keys), sizeof(struct config_log)};
+static const struct cfg_section log_section = {"log", CFG_KEYS(log_keys),
+                                               sizeof(struct config_log)};
 static const struct cfg_section redis_section = {"redis", CFG_KEYS(redis_keys),
                                                  sizeof(struct config_redis)};
 static const struct cfg_section up_section = {"up", CFG_KEYS(up_keys), sizeof(struct config_up),
@@ -76,6 +78,8 @@ static const struct cfg_key root_keys[] = {
      .help = "`gantry up`, the one-machine supervisor"},
     {"demo", CFG_SECTION, offsetof(struct gantry_config, demo), .section = &demo_section,
      .help = "the demo workload run by `gantry up`"},
+    {"lb", CFG_SECTION, offsetof(struct gantry_config, lb), .section = &lb_config_section,
+     .help = "gantry-lb, the L7 load balancer"},
 };
 
 static const struct cfg_section root_section = {"", CFG_KEYS(root_keys),
@@ -97,6 +101,8 @@ int config_load(struct gantry_config *cfg, const char *const *files, size_t n_fi
         ctx.file = files[i];
         cfg_bind_file(&ctx, &root_section, cfg);
     }
+    if (errors->count == 0) /* what spans files is checked once they are all merged */
+        lb_config_validate(&ctx, &cfg->lb);
     cfg->arena = arena; /* defaults wiped the struct, arena included */
     return errors->count ? -1 : 0;
 }
@@ -106,10 +112,11 @@ static int apply_overrides(struct gantry_config *cfg, const struct daemon_args *
 {
     char why[160];
     struct cfg_ctx ctx = {.arena = &cfg->arena, .file = "command line", .errors = errors};
-    if (args->redis_url && value_parse_redis_url(args->redis_url, &cfg->redis.url, why,
-                                                 sizeof why) < 0)
-        cfg_error(&ctx, NULL, "--redis '%s': %s (expected a Redis URL such as "
-                              "redis://127.0.0.1:6379 or unix:/path/redis.sock)",
+    if (args->redis_url &&
+        value_parse_redis_url(args->redis_url, &cfg->redis.url, why, sizeof why) < 0)
+        cfg_error(&ctx, NULL,
+                  "--redis '%s': %s (expected a Redis URL such as "
+                  "redis://127.0.0.1:6379 or unix:/path/redis.sock)",
                   args->redis_url, why);
     enum log_level level;
     if (args->log_level) {

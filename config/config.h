@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/daemon.h"
 #include "common/net.h"
+#include "config/lb_config.h"
 #include "config/schema.h"
 #include "config/values.h"
 
@@ -48,6 +49,7 @@ struct gantry_config {
     struct config_redis redis;
     struct config_up up;
     struct config_demo demo;
+    struct config_lb lb;
 };
 
 const struct cfg_section *config_schema(void);

@@ -46,18 +46,40 @@ void cfg_error(struct cfg_ctx *ctx, const struct ynode *at, const char *fmt, ...
     va_end(ap);
 }
 
-static const struct ynode *find_key(const struct ynode *map, const char *key)
+void cfg_error_at(struct cfg_ctx *ctx, const struct cfg_origin *at, const char *fmt, ...)
+{
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s:%d:%d: ", at->file, at->line, at->col);
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(ctx->errors, prefix, fmt, ap);
+    va_end(ap);
+}
+
+static const struct ynode *const *find_pair(const struct ynode *map, const char *key)
 {
     for (size_t i = 0; map && map->kind == YNODE_MAP && i + 1 < map->n_items; i += 2)
         if (map->items[i]->kind == YNODE_SCALAR && strcmp(map->items[i]->value, key) == 0)
-            return map->items[i];
+            return (const struct ynode *const *)&map->items[i];
     return NULL;
+}
+
+const struct ynode *cfg_find_key(const struct ynode *map, const char *key)
+{
+    const struct ynode *const *pair = find_pair(map, key);
+    return pair ? pair[0] : NULL;
+}
+
+const struct ynode *cfg_find_value(const struct ynode *map, const char *key)
+{
+    const struct ynode *const *pair = find_pair(map, key);
+    return pair ? pair[1] : NULL;
 }
 
 void cfg_error_at_key(struct cfg_ctx *ctx, const struct ynode *map, const char *key,
                       const char *fmt, ...)
 {
-    const struct ynode *at = find_key(map, key);
+    const struct ynode *at = cfg_find_key(map, key);
     if (!at)
         at = map;
     char prefix[300];
@@ -71,9 +93,9 @@ void cfg_error_at_key(struct cfg_ctx *ctx, const struct ynode *map, const char *
 const char *cfg_type_name(const struct cfg_key *key)
 {
     static const char *const names[] = {
-        [CFG_BOOL] = "bool",      [CFG_INT] = "integer",  [CFG_STRING] = "string",
-        [CFG_DURATION] = "duration", [CFG_SIZE] = "size", [CFG_ENUM] = "enum",
-        [CFG_ADDR] = "address",   [CFG_REDIS_URL] = "Redis URL", [CFG_SECTION] = "section",
+        [CFG_BOOL] = "bool",         [CFG_INT] = "integer",         [CFG_STRING] = "string",
+        [CFG_DURATION] = "duration", [CFG_SIZE] = "size",           [CFG_ENUM] = "enum",
+        [CFG_ADDR] = "address",      [CFG_REDIS_URL] = "Redis URL", [CFG_SECTION] = "section",
         [CFG_LIST] = "list",
     };
     return names[key->type];
@@ -98,8 +120,8 @@ const char *cfg_expected(const struct cfg_key *key, char *out, size_t size)
 {
     char lo[32], hi[32], range[80] = "";
     if (has_bounds(key) && key->type != CFG_STRING)
-        snprintf(range, sizeof range, "%s from %s to %s",
-                 key->type == CFG_INT ? "" : ",", format_bound(key, key->min, lo, sizeof lo),
+        snprintf(range, sizeof range, "%s from %s to %s", key->type == CFG_INT ? "" : ",",
+                 format_bound(key, key->min, lo, sizeof lo),
                  format_bound(key, key->max, hi, sizeof hi));
     switch (key->type) {
     case CFG_BOOL:
@@ -123,8 +145,8 @@ const char *cfg_expected(const struct cfg_key *key, char *out, size_t size)
     case CFG_ENUM: {
         size_t used = (size_t)snprintf(out, size, "one of:");
         for (size_t i = 0; key->choices[i] && used < size; i++)
-            used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
-                                     key->choices[i]);
+            used +=
+                (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "", key->choices[i]);
         break;
     }
     case CFG_ADDR:
@@ -148,8 +170,8 @@ static const char *section_keys(const struct cfg_section *section, char *out, si
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < section->n_keys && used < size; i++)
-        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "",
-                                 section->keys[i].name);
+        used +=
+            (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", section->keys[i].name);
     return out;
 }
 
@@ -232,8 +254,8 @@ static void bind_list(struct cfg_ctx *ctx, const struct cfg_key *key, struct cfg
                   key->max_items);
         return;
     }
-    size_t elem_size = key->elem_type == CFG_SECTION ? key->section->size
-                       : key->elem_type == CFG_ADDR  ? sizeof(struct net_addr)
+    size_t elem_size = key->elem_type == CFG_SECTION  ? key->section->size
+                       : key->elem_type == CFG_ADDR   ? sizeof(struct net_addr)
                        : key->elem_type == CFG_STRING ? sizeof(const char *)
                                                       : sizeof(int64_t);
     if (key->elem_type == CFG_BOOL || key->elem_type == CFG_ENUM ||
@@ -353,6 +375,12 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
                   describe_kind(map), section_keys(section, keys, sizeof keys));
         return;
     }
+    if (section->has_origin) {
+        struct cfg_origin *origin = obj;
+        origin->file = arena_strdup(ctx->arena, ctx->file);
+        origin->line = map->line;
+        origin->col = map->col;
+    }
     size_t before = ctx->errors->count;
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ynode *k = map->items[i];
@@ -381,7 +409,7 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
         bind_value(ctx, key, key->type, (char *)obj + key->offset, map->items[i + 1], key_path);
     }
     if (section->check && ctx->errors->count == before)
-        section->check(ctx, obj, map);
+        section->check(ctx, obj, map, path);
 }
 
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
@@ -472,9 +500,8 @@ const char *cfg_format_value(const struct cfg_key *key, const void *obj, char *o
         break;
     case CFG_ADDR:
         snprintf(out, size, "%s",
-                 ((const struct net_addr *)src)->len
-                     ? net_addr_format(src, addr, sizeof addr)
-                     : "");
+                 ((const struct net_addr *)src)->len ? net_addr_format(src, addr, sizeof addr)
+                                                     : "");
         break;
     case CFG_REDIS_URL:
         value_format_redis_url(src, out, size);

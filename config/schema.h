@@ -42,7 +42,7 @@ struct cfg_key {
     const char *name;
     enum cfg_type type;
     size_t offset;
-    const char *def; /* default as written in a file; NULL: zero, empty or none */
+    const char *def;  /* default as written in a file; NULL: zero, empty or none */
     int64_t min, max; /* CFG_INT, CFG_DURATION, CFG_SIZE; CFG_STRING: max length; 0,0: no bound */
     const char *const *choices;        /* CFG_ENUM, NULL-terminated */
     const struct cfg_section *section; /* CFG_SECTION; CFG_LIST of sections */
@@ -51,13 +51,23 @@ struct cfg_key {
     const char *help;
 };
 
+/* Where a section was written, for errors found after all files are merged (a reference to a
+ * target group defined in another file, say). A section with `has_origin` keeps one as its first
+ * member. */
+struct cfg_origin {
+    const char *file;
+    int line, col;
+};
+
 struct cfg_section {
     const char *name;
     const struct cfg_key *keys;
     size_t n_keys;
     size_t size;
-    /* Cross-key rules, after the keys are bound; report with cfg_error_at_key(). */
-    void (*check)(struct cfg_ctx *ctx, void *obj, const struct ynode *map);
+    /* Cross-key rules, after the keys are bound; report with cfg_error_at_key(). path names the
+     * section in messages ("lb.listeners[0]"). */
+    void (*check)(struct cfg_ctx *ctx, void *obj, const struct ynode *map, const char *path);
+    bool has_origin;
 };
 
 #define CFG_KEYS(keys) (keys), (sizeof(keys) / sizeof((keys)[0]))
@@ -92,6 +102,11 @@ void cfg_error(struct cfg_ctx *ctx, const struct ynode *at, const char *fmt, ...
     __attribute__((format(printf, 3, 4)));
 void cfg_error_at_key(struct cfg_ctx *ctx, const struct ynode *map, const char *key,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The key node, or its value node, of `key` in a map node; NULL when absent. */
+const struct ynode *cfg_find_key(const struct ynode *map, const char *key);
+const struct ynode *cfg_find_value(const struct ynode *map, const char *key);
+void cfg_error_at(struct cfg_ctx *ctx, const struct cfg_origin *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* What a value of the key must look like: "a duration such as 500ms, 30s or 5m, from 1s to 1h". */
 const char *cfg_expected(const struct cfg_key *key, char *out, size_t size);
 /* The value of a key in obj, formatted as in a file (for docs and `gantry config`). */

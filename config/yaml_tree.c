@@ -110,8 +110,8 @@ static struct ynode *read_node(struct reader *r, yaml_event_t *ev, int depth)
         struct ynode *n = new_node(r, YNODE_SCALAR, ev->start_mark);
         if (!n)
             return NULL;
-        n->value = arena_strndup(r->arena, (const char *)ev->data.scalar.value,
-                                 ev->data.scalar.length);
+        n->value =
+            arena_strndup(r->arena, (const char *)ev->data.scalar.value, ev->data.scalar.length);
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         if (!n->value || strlen(n->value) != ev->data.scalar.length) {
             fail_at(r, ev->start_mark, "a value holds a NUL character");

@@ -115,11 +115,11 @@ static void test_later_files_override_earlier(void **state)
     struct gantry_config cfg;
     struct cfg_errors errors;
     assert_int_equal(config_load(&cfg, files, 2, &errors), 0);
-    assert_int_equal(cfg.demo.body_size, 4096);                /* base.yaml, untouched */
-    assert_int_equal(cfg.demo.latency_ms, 250);                /* override.yaml */
-    assert_int_equal(cfg.log.level, LOG_LEVEL_DEBUG);          /* override.yaml */
-    assert_int_equal(cfg.up.stop_timeout_ms, 3000);            /* base.yaml */
-    assert_int_equal(cfg.up.ready_timeout_ms, 10000);          /* default */
+    assert_int_equal(cfg.demo.body_size, 4096);       /* base.yaml, untouched */
+    assert_int_equal(cfg.demo.latency_ms, 250);       /* override.yaml */
+    assert_int_equal(cfg.log.level, LOG_LEVEL_DEBUG); /* override.yaml */
+    assert_int_equal(cfg.up.stop_timeout_ms, 3000);   /* base.yaml */
+    assert_int_equal(cfg.up.ready_timeout_ms, 10000); /* default */
     config_free(&cfg);
 }
 
@@ -161,6 +161,58 @@ static void test_every_example_file_is_valid(void **state)
         config_free(&cfg);
     }
     free(entries);
+}
+
+static void test_lb_references_across_files(void **state)
+{
+    (void)state;
+    const char *files[] = {GOOD_DIR "/lb-rules.yaml", GOOD_DIR "/lb-groups.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 2, &errors), 0);
+    assert_int_equal(cfg.lb.listeners.count, 1);
+    const struct lb_listener_cfg *web = cfg.lb.listeners.items;
+    assert_int_equal(web->default_action.type, LB_ACTION_FORWARD);
+    const struct lb_target_group_cfg *api = lb_config_find_group(&cfg.lb, "api");
+    assert_non_null(api);
+    assert_int_equal(api->targets.count, 2);
+    assert_int_equal(((const struct lb_target_cfg *)api->targets.items)[1].weight, 5);
+    config_free(&cfg);
+
+    /* alone, the rules file refers to a group that does not exist */
+    assert_int_equal(config_load(&cfg, files, 1, &errors), -1);
+    assert_non_null(strstr(errors.messages[0], "forward to unknown target group 'api'"));
+    config_free(&cfg);
+}
+
+static void test_lb_example_is_what_it_says(void **state)
+{
+    (void)state;
+    const char *files[] = {"config/examples/lb.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 1, &errors), 0);
+    const struct lb_listener_cfg *web = cfg.lb.listeners.items;
+    assert_int_equal(web->rules.count, 5);
+    const struct lb_rule_cfg *rules = web->rules.items;
+    assert_int_equal(rules[0].conditions.count, 2);
+    const struct lb_condition_cfg *beta =
+        &((const struct lb_condition_cfg *)rules[0].conditions.items)[1];
+    assert_int_equal(beta->field, LB_COND_HTTP_HEADER);
+    assert_string_equal(beta->header_name, "X-Beta");
+    assert_int_equal(rules[2].action.type, LB_ACTION_REDIRECT);
+    assert_int_equal(rules[2].action.status, 301);
+    assert_string_equal(rules[2].action.path, "/#{path}"); /* default kept */
+    assert_int_equal(rules[4].action.status, 405);
+    config_free(&cfg);
+
+    /* no default action: a 404 */
+    const char *bare[] = {GOOD_DIR "/lb-groups.yaml", GOOD_DIR "/lb-bare-listener.yaml"};
+    assert_int_equal(config_load(&cfg, bare, 2, &errors), 0);
+    web = cfg.lb.listeners.items;
+    assert_int_equal(web->default_action.type, LB_ACTION_FIXED_RESPONSE);
+    assert_int_equal(web->default_action.status, 404);
+    config_free(&cfg);
 }
 
 static void test_missing_file_names_the_file(void **state)
@@ -211,16 +263,49 @@ static void test_command_line_overrides(void **state)
 
 /* Every key of the schema has a row "| `section.key` | type | `default` | ..." in config/README.md,
  * with the default the code really uses. */
+static bool already_documented(const struct cfg_section *section)
+{
+    static const struct cfg_section *seen[64];
+    static size_t n_seen;
+    for (size_t i = 0; i < n_seen; i++)
+        if (seen[i] == section)
+            return true;
+    if (n_seen < 64)
+        seen[n_seen++] = section;
+    return false;
+}
+
 static void check_documented(const char *doc, const struct cfg_section *section, const void *obj,
                              const char *prefix, int *missing)
 {
     for (size_t i = 0; i < section->n_keys; i++) {
         const struct cfg_key *key = &section->keys[i];
         const void *field = (const char *)obj + key->offset;
-        char path[128], row[256], value[128];
+        char path[160], row[256], value[128];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key->name);
-        if (key->type == CFG_SECTION) {
+        if (key->type == CFG_SECTION && !already_documented(key->section)) {
             check_documented(doc, key->section, field, path, missing);
+            continue;
+        }
+        if (key->type == CFG_SECTION && already_documented(key->section)) {
+            continue; /* a section used twice (an action) is documented once */
+        }
+        if (key->type == CFG_LIST && key->elem_type == CFG_SECTION) {
+            /* keys of list items are documented as "lb.listeners[].name" */
+            char item_path[200];
+            snprintf(item_path, sizeof item_path, "%s[]", path);
+            struct arena arena = {0};
+            struct cfg_errors errors = {0};
+            struct cfg_ctx ctx = {.arena = &arena, .file = "(defaults)", .errors = &errors};
+            void *item = arena_alloc(&arena, key->section->size);
+            cfg_apply_defaults(&ctx, key->section, item);
+            check_documented(doc, key->section, item, item_path, missing);
+            arena_free(&arena);
+            snprintf(row, sizeof row, "| `%s` |", path);
+            if (!strstr(doc, row)) {
+                print_error("config/README.md: no row '%s'\n", row);
+                (*missing)++;
+            }
             continue;
         }
         snprintf(row, sizeof row, "| `%s` |", path);
@@ -229,7 +314,10 @@ static void check_documented(const char *doc, const struct cfg_section *section,
         cfg_format_value(key, obj, value, sizeof value);
         char want[160];
         snprintf(want, sizeof want, *value ? "| `%s` |" : "| (empty) |", value);
-        if (!at || !end || !memmem(at, (size_t)(end - at), want, strlen(want))) {
+        /* a key without a built-in default may be documented as required instead */
+        bool required_ok =
+            !key->def && at && end && memmem(at, (size_t)(end - at), "| (required) |", 13);
+        if (!required_ok && (!at || !end || !memmem(at, (size_t)(end - at), want, strlen(want)))) {
             print_error("config/README.md: no row '%s ... %s ...'\n", row, want);
             (*missing)++;
         }
@@ -259,6 +347,8 @@ int main(void)
         cmocka_unit_test(test_json_reads_like_yaml),
         cmocka_unit_test(test_every_example_file_is_valid),
         cmocka_unit_test(test_missing_file_names_the_file),
+        cmocka_unit_test(test_lb_references_across_files),
+        cmocka_unit_test(test_lb_example_is_what_it_says),
         cmocka_unit_test(test_errors_in_several_keys_are_all_reported),
         cmocka_unit_test(test_command_line_overrides),
         cmocka_unit_test(test_readme_documents_every_key_and_default),

@@ -19,12 +19,25 @@ static void test_durations(void **state)
         int rc;
         int64_t ms;
     } cases[] = {
-        {"500ms", 0, 500},    {"30s", 0, 30000},    {"5m", 0, 300000}, {"1h", 0, 3600000},
-        {"1m30s", 0, 90000},  {"2d", 0, 172800000}, {"0", 0, 0},       {"10", 0, 10000},
+        {"500ms", 0, 500},
+        {"30s", 0, 30000},
+        {"5m", 0, 300000},
+        {"1h", 0, 3600000},
+        {"1m30s", 0, 90000},
+        {"2d", 0, 172800000},
+        {"0", 0, 0},
+        {"10", 0, 10000},
         {"1h2m3s4ms", 0, 3723004},
-        {"", -1, 0},          {"s", -1, 0},         {"5 s", -1, 0},    {"-1s", -1, 0},
-        {"5x", -1, 0},        {"5sec", -1, 0},      {"1.5s", -1, 0},   {"5s5", -1, 0},
-        {"99999999999999999999s", -1, 0},           {"9223372036854775807d", -1, 0},
+        {"", -1, 0},
+        {"s", -1, 0},
+        {"5 s", -1, 0},
+        {"-1s", -1, 0},
+        {"5x", -1, 0},
+        {"5sec", -1, 0},
+        {"1.5s", -1, 0},
+        {"5s5", -1, 0},
+        {"99999999999999999999s", -1, 0},
+        {"9223372036854775807d", -1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t ms = -42;
@@ -45,10 +58,20 @@ static void test_sizes(void **state)
         int rc;
         int64_t bytes;
     } cases[] = {
-        {"512", 0, 512},     {"16k", 0, 16384},   {"16K", 0, 16384},        {"1m", 0, 1048576},
-        {"2g", 0, 2147483648LL}, {"4kb", 0, 4096}, {"0", 0, 0},
-        {"", -1, 0},         {"k", -1, 0},        {"16q", -1, 0},           {"1.5m", -1, 0},
-        {"-1", -1, 0},       {"16 k", -1, 0},     {"9999999999999g", -1, 0},
+        {"512", 0, 512},
+        {"16k", 0, 16384},
+        {"16K", 0, 16384},
+        {"1m", 0, 1048576},
+        {"2g", 0, 2147483648LL},
+        {"4kb", 0, 4096},
+        {"0", 0, 0},
+        {"", -1, 0},
+        {"k", -1, 0},
+        {"16q", -1, 0},
+        {"1.5m", -1, 0},
+        {"-1", -1, 0},
+        {"16 k", -1, 0},
+        {"9999999999999g", -1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t bytes = -42;
@@ -174,6 +197,39 @@ static void test_fixed_buffer_never_grows(void **state)
     buf_free(&b);
 }
 
+static void test_cidr(void **state)
+{
+    (void)state;
+    struct net_cidr net;
+    struct net_addr a;
+    char err[64];
+    assert_int_equal(net_cidr_parse("10.0.0.0/8", &net), 0);
+    net_addr_parse("10.200.3.4:1", &a, err, sizeof err);
+    assert_true(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    net_addr_parse("11.0.0.1:1", &a, err, sizeof err);
+    assert_false(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    net_addr_parse("[::ffff:10.1.1.1]:1", &a, err, sizeof err); /* v4-mapped */
+    assert_true(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    assert_int_equal(net_cidr_parse("192.168.1.0/23", &net), 0);
+    net_addr_parse("192.168.0.255:1", &a, err, sizeof err);
+    assert_true(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    net_addr_parse("192.168.2.0:1", &a, err, sizeof err);
+    assert_false(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    assert_int_equal(net_cidr_parse("::1", &net), 0);
+    assert_int_equal(net.prefix, 128);
+    net_addr_parse("[::1]:1", &a, err, sizeof err);
+    assert_true(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    net_addr_parse("127.0.0.1:1", &a, err, sizeof err);
+    assert_false(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    assert_int_equal(net_cidr_parse("0.0.0.0/0", &net), 0);
+    assert_true(net_cidr_contains(&net, (struct sockaddr *)&a.ss));
+    const char *bad[] = {"10.0.0.0/33", "::/129", "10.0.0/8",   "/8",
+                         "10.0.0.0/",   "x",      "10.0.0.0/-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (net_cidr_parse(bad[i], &net) == 0)
+            fail_msg("CIDR '%s' accepted", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_growable_buffer_respects_its_limit),
         cmocka_unit_test(test_fixed_buffer_never_grows),
+        cmocka_unit_test(test_cidr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
