@@ -30,7 +30,7 @@ static bool slice_is(struct http1_slice s, const char *want)
 #define CHECK(name, cond)                                                                          \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            print_error("case '%s': %s\n", (name), #cond);                                        \
+            print_error("case '%s': %s\n", (name), #cond);                                         \
             fail();                                                                                \
         }                                                                                          \
     } while (0)
@@ -58,8 +58,9 @@ static const struct valid_case valid_cases[] = {
      "/p/q", "x=1&y=2", "example.com:8080", 1, HTTP1_BODY_NONE, -1, true},
     {"empty query", "GET /p? HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_METHOD_GET, "/p", "", "a", 1,
      HTTP1_BODY_NONE, -1, true},
-    {"POST with Content-Length", "POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
-     HTTP1_METHOD_POST, "/submit", NULL, "a", 1, HTTP1_BODY_LENGTH, 5, true, .body_bytes = 5},
+    {"POST with Content-Length",
+     "POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", HTTP1_METHOD_POST,
+     "/submit", NULL, "a", 1, HTTP1_BODY_LENGTH, 5, true, .body_bytes = 5},
     {"Content-Length 0", "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
      HTTP1_METHOD_PUT, "/x", NULL, "a", 1, HTTP1_BODY_LENGTH, 0, true},
     {"Content-Length leading zeros", "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 007\r\n\r\n",
@@ -86,21 +87,23 @@ static const struct valid_case valid_cases[] = {
     {"Expect 100-continue",
      "PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
      HTTP1_METHOD_PUT, "/f", NULL, "a", 1, HTTP1_BODY_LENGTH, 3, true, true},
-    {"Expect ignored in 1.0", "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
-     HTTP1_METHOD_PUT, "/f", NULL, NULL, 0, HTTP1_BODY_LENGTH, 3, false, false},
+    {"Expect ignored in 1.0",
+     "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", HTTP1_METHOD_PUT, "/f",
+     NULL, NULL, 0, HTTP1_BODY_LENGTH, 3, false, false},
     {"upgrade",
      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n",
      HTTP1_METHOD_GET, "/ws", NULL, "a", 1, HTTP1_BODY_NONE, -1, true, false, true},
-    {"Upgrade without Connection token", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
-     HTTP1_METHOD_GET, "/ws", NULL, "a", 1, HTTP1_BODY_NONE, -1, true, false, false},
+    {"Upgrade without Connection token",
+     "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", HTTP1_METHOD_GET, "/ws", NULL,
+     "a", 1, HTTP1_BODY_NONE, -1, true, false, false},
     {"absolute-form", "GET http://example.com:8080/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n",
      HTTP1_METHOD_GET, "/a/b", "c=d", "example.com:8080", 1, HTTP1_BODY_NONE, -1, true},
     {"absolute-form without path", "GET HTTPS://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
      HTTP1_METHOD_GET, "/", NULL, "example.com", 1, HTTP1_BODY_NONE, -1, true},
     {"absolute-form query only", "GET http://h?x HTTP/1.1\r\nHost: h\r\n\r\n", HTTP1_METHOD_GET,
      "/", "x", "h", 1, HTTP1_BODY_NONE, -1, true},
-    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_METHOD_OPTIONS, "*", NULL, "a",
-     1, HTTP1_BODY_NONE, -1, true},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_METHOD_OPTIONS, "*", NULL, "a", 1,
+     HTTP1_BODY_NONE, -1, true},
     {"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
      HTTP1_METHOD_CONNECT, "", NULL, "example.com:443", 1, HTTP1_BODY_NONE, -1, true},
     {"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_METHOD_GET, "/",
@@ -115,9 +118,9 @@ static const struct valid_case valid_cases[] = {
      "[::1]:80", 1, HTTP1_BODY_NONE, -1, true},
     {"OWS around values", "GET / HTTP/1.1\r\nHost: \t a \t\r\nX-Empty: \r\n\r\n", HTTP1_METHOD_GET,
      "/", NULL, "a", 1, HTTP1_BODY_NONE, -1, true},
-    {"target characters",
-     "GET /a-b_c.d~e/%20/!$&'()*+,;=:@/x?q=/?:@[] HTTP/1.1\r\nHost: a\r\n\r\n", HTTP1_METHOD_GET,
-     "/a-b_c.d~e/%20/!$&'()*+,;=:@/x", "q=/?:@[]", "a", 1, HTTP1_BODY_NONE, -1, true},
+    {"target characters", "GET /a-b_c.d~e/%20/!$&'()*+,;=:@/x?q=/?:@[] HTTP/1.1\r\nHost: a\r\n\r\n",
+     HTTP1_METHOD_GET, "/a-b_c.d~e/%20/!$&'()*+,;=:@/x", "q=/?:@[]", "a", 1, HTTP1_BODY_NONE, -1,
+     true},
 };
 
 static void check_valid(const struct valid_case *c, size_t len)
@@ -211,8 +214,8 @@ static const struct error_case error_cases[] = {
     {"TE gzip alone", REQ("Transfer-Encoding: gzip\r\n"), 0, 400},
     {"TE unknown before chunked", REQ("Transfer-Encoding: foo, chunked\r\n"), 0, 501},
     {"TE chunked twice", REQ("Transfer-Encoding: chunked, chunked\r\n"), 0, 400},
-    {"TE chunked on two lines",
-     REQ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), 0, 400},
+    {"TE chunked on two lines", REQ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+     0, 400},
     {"TE chunked then gzip", REQ("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"), 0,
      400},
     {"TE chunked with parameter", REQ("Transfer-Encoding: chunked;q=1\r\n"), 0, 400},
@@ -433,8 +436,7 @@ static const struct response_case response_cases[] = {
      200, HTTP1_BODY_CLOSE, -1, false},
     {"final coding not chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
      HTTP1_METHOD_GET, 200, HTTP1_BODY_CLOSE, -1, false},
-    {"204", "HTTP/1.1 204 No Content\r\n\r\n", HTTP1_METHOD_DELETE, 204, HTTP1_BODY_NONE, -1,
-     true},
+    {"204", "HTTP/1.1 204 No Content\r\n\r\n", HTTP1_METHOD_DELETE, 204, HTTP1_BODY_NONE, -1, true},
     {"304 with length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n",
      HTTP1_METHOD_GET, 304, HTTP1_BODY_NONE, 100, true},
     {"100 Continue", "HTTP/1.1 100 Continue\r\n\r\n", HTTP1_METHOD_PUT, 100, HTTP1_BODY_NONE, -1,
@@ -450,8 +452,9 @@ static const struct response_case response_cases[] = {
     {"HTTP/1.0 keep-alive",
      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", HTTP1_METHOD_GET,
      200, HTTP1_BODY_LENGTH, 2, true},
-    {"Connection: close", "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-     HTTP1_METHOD_GET, 404, HTTP1_BODY_LENGTH, 0, false},
+    {"Connection: close",
+     "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", HTTP1_METHOD_GET,
+     404, HTTP1_BODY_LENGTH, 0, false},
     {"no reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", HTTP1_METHOD_GET, 200,
      HTTP1_BODY_LENGTH, 0, true},
     {"empty reason", "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", HTTP1_METHOD_GET, 503,
@@ -530,7 +533,7 @@ static const struct chunk_case chunk_cases[] = {
     {"whitespace before extension", "5 \t;a=b\r\nhello\r\n0\r\n\r\n", "hello"},
     {"trailers dropped", "2\r\nhi\r\n0\r\nX-Checksum: 42\r\nY:\r\n\r\n", "hi"},
     {"empty body", "0\r\n\r\n", ""},
-    {"next message follows", "2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "hi", 15},
+    {"next message follows", "2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "hi", 12},
     {"CRLF inside data", "4\r\n\r\n\r\n\r\n0\r\n\r\n", "\r\n\r\n"},
 };
 
@@ -694,15 +697,15 @@ static void test_hop_by_hop(void **state)
     const char raw[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Private\r\n"
                        "Connection: x-other\r\nX-Private: 1\r\n\r\n";
     assert_int_equal(parse_req(raw, strlen(raw)), HTTP1_DONE);
-    static const char *const hop[] = {"Connection", "keep-alive", "Proxy-Connection", "TE",
-                                      "Transfer-Encoding", "upgrade", "x-private", "X-Other"};
-    static const char *const end_to_end[] = {"Host", "Content-Length", "X-Privat", "Trailer",
-                                             "Close"};
+    static const char *const hop[] = {
+        "Connection",        "keep-alive", "Proxy-Connection", "TE",
+        "Transfer-Encoding", "upgrade",    "x-private",        "X-Other"};
+    static const char *const end_to_end[] = {"Host", "Content-Length", "X-Privat", "Trailer"};
     for (size_t i = 0; i < LEN(hop); i++)
         CHECK(hop[i], http1_is_hop_by_hop(&msg, (struct http1_slice){hop[i], strlen(hop[i])}));
     for (size_t i = 0; i < LEN(end_to_end); i++) {
         struct http1_slice s = {end_to_end[i], strlen(end_to_end[i])};
-        CHECK(end_to_end[i], !http1_is_hop_by_hop(&msg, s) || strcmp(end_to_end[i], "Close") == 0);
+        CHECK(end_to_end[i], !http1_is_hop_by_hop(&msg, s));
     }
 }
 
