@@ -31,22 +31,40 @@ static void print_usage(FILE *out, const struct daemon_usage *u)
         fprintf(out, "  --listen ADDR         address to serve on, e.g. 127.0.0.1:8080\n");
     if (u->flags & DAEMON_TAKES_ADMIN)
         fprintf(out, "  --admin ADDR          admin listener address, e.g. 127.0.0.1:9901\n");
+    for (const struct daemon_option *o = u->options; o && o->name; o++)
+        fprintf(out, "  %s\n", o->help);
     fprintf(out, "  -h, --help            show this help\n"
                  "\nWith no -c, the documented defaults apply (see config/README.md).\n");
 }
 
-int daemon_args_parse(int argc, char **argv, const struct daemon_usage *usage,
-                      struct daemon_args *out)
+enum { OPT_CHECK = 256, OPT_REDIS, OPT_LISTEN, OPT_ADMIN, OPT_LOG_LEVEL, OPT_EXTRA = 512 };
+enum { MAX_EXTRA_OPTIONS = 16 };
+
+/* The common options, then the daemon's own (their val is OPT_EXTRA + their index). */
+static void build_options(const struct daemon_usage *usage, struct option *options)
 {
-    enum { OPT_CHECK = 256, OPT_REDIS, OPT_LISTEN, OPT_ADMIN, OPT_LOG_LEVEL };
-    static const struct option options[] = {
+    static const struct option common[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, OPT_CHECK},
         {"redis", required_argument, NULL, OPT_REDIS},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
     };
+    size_t n = sizeof common / sizeof common[0];
+    memcpy(options, common, sizeof common);
+    for (size_t i = 0; usage->options && i < MAX_EXTRA_OPTIONS && usage->options[i].name; i++)
+        options[n++] = (struct option){usage->options[i].name,
+                                       usage->options[i].has_arg ? required_argument : no_argument,
+                                       NULL, OPT_EXTRA + (int)i};
+    options[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+int daemon_args_parse(int argc, char **argv, const struct daemon_usage *usage,
+                      struct daemon_args *out)
+{
+    struct option options[8 + MAX_EXTRA_OPTIONS];
+    build_options(usage, options);
     memset(out, 0, sizeof *out);
     opterr = 0;
     optind = 1;
@@ -57,8 +75,10 @@ int daemon_args_parse(int argc, char **argv, const struct daemon_usage *usage,
                          : opt == OPT_ADMIN  ? DAEMON_TAKES_ADMIN
                                              : 0;
         if (needs && !(usage->flags & needs)) {
+            const char *name = opt == OPT_REDIS ? "--redis" : opt == OPT_LISTEN ? "--listen"
+                                                                                 : "--admin";
             fprintf(stderr, "%s: option '%s' is not one of this program's (see --help)\n",
-                    usage->name, argv[optind - 1]);
+                    usage->name, name);
             return 2;
         }
         switch (opt) {
@@ -89,6 +109,11 @@ int daemon_args_parse(int argc, char **argv, const struct daemon_usage *usage,
             print_usage(stdout, usage);
             return 0;
         default:
+            if (opt >= OPT_EXTRA && opt < OPT_EXTRA + MAX_EXTRA_OPTIONS) {
+                if (usage->on_option(usage->ctx, &usage->options[opt - OPT_EXTRA], optarg) < 0)
+                    return 2;
+                break;
+            }
             fprintf(stderr, "%s: %s '%s' (see --help)\n", usage->name,
                     optopt ? "option needs a value or is unknown:" : "unknown option",
                     argv[optind - 1]);

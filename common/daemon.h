@@ -29,6 +29,17 @@ struct daemon_args {
     const char *admin;
     const char *log_level;
     int first_operand; /* argv index of the first non-option argument */
+    /* Configuration text a daemon generates from its own options (gantry-lb's quick mode),
+     * applied after the files under the name extra_config_name. */
+    const char *extra_config;
+    const char *extra_config_name;
+};
+
+/* An option of one daemon only (gantry-lb's --to, say): handled by the usage's on_option. */
+struct daemon_option {
+    const char *name; /* without the leading "--" */
+    bool has_arg;
+    const char *help; /* one line for --help, e.g. "--to ADDR   a target (repeatable)" */
 };
 
 struct daemon_usage {
@@ -36,6 +47,10 @@ struct daemon_usage {
     const char *summary; /* one line: what the program is */
     unsigned flags;      /* enum daemon_flag */
     const char *extra;   /* further usage lines, or NULL */
+    const struct daemon_option *options; /* NULL-name terminated (at most 16), or NULL */
+    /* Called for each of `options` in order; returns 0, or -1 after printing why it is refused. */
+    int (*on_option)(void *ctx, const struct daemon_option *option, const char *arg);
+    void *ctx;
 };
 
 enum { DAEMON_ARGS_GO_ON = -1 };

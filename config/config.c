@@ -90,8 +90,8 @@ const struct cfg_section *config_schema(void)
     return &root_section;
 }
 
-int config_load(struct gantry_config *cfg, const char *const *files, size_t n_files,
-                struct cfg_errors *errors)
+static int load(struct gantry_config *cfg, const char *const *files, size_t n_files,
+                const char *text_name, const char *text, struct cfg_errors *errors)
 {
     memset(errors, 0, sizeof *errors);
     struct arena arena = {0};
@@ -101,10 +101,20 @@ int config_load(struct gantry_config *cfg, const char *const *files, size_t n_fi
         ctx.file = files[i];
         cfg_bind_file(&ctx, &root_section, cfg);
     }
+    if (text) {
+        ctx.file = text_name;
+        cfg_bind_text(&ctx, &root_section, cfg, text, strlen(text));
+    }
     if (errors->count == 0) /* what spans files is checked once they are all merged */
         lb_config_validate(&ctx, &cfg->lb);
     cfg->arena = arena; /* defaults wiped the struct, arena included */
     return errors->count ? -1 : 0;
+}
+
+int config_load(struct gantry_config *cfg, const char *const *files, size_t n_files,
+                struct cfg_errors *errors)
+{
+    return load(cfg, files, n_files, NULL, NULL, errors);
 }
 
 static int apply_overrides(struct gantry_config *cfg, const struct daemon_args *args,
@@ -132,7 +142,8 @@ static int apply_overrides(struct gantry_config *cfg, const struct daemon_args *
 int config_load_args(struct gantry_config *cfg, const struct daemon_args *args,
                      struct cfg_errors *errors)
 {
-    if (config_load(cfg, args->config_files, args->n_config_files, errors) < 0)
+    if (load(cfg, args->config_files, args->n_config_files, args->extra_config_name,
+             args->extra_config, errors) < 0)
         return -1;
     return apply_overrides(cfg, args, errors);
 }

@@ -237,6 +237,20 @@ static const char *describe_kind(const struct ynode *n)
 static void bind_value(struct cfg_ctx *ctx, const struct cfg_key *key, enum cfg_type type,
                        void *dst, const struct ynode *node, const char *path);
 
+size_t cfg_list_item_size(const struct cfg_key *key)
+{
+    switch (key->elem_type) {
+    case CFG_SECTION:
+        return key->section->size;
+    case CFG_ADDR:
+        return sizeof(struct net_addr);
+    case CFG_STRING:
+        return sizeof(const char *);
+    default:
+        return sizeof(int64_t);
+    }
+}
+
 static void bind_list(struct cfg_ctx *ctx, const struct cfg_key *key, struct cfg_list *list,
                       const struct ynode *node, const char *path)
 {
@@ -254,10 +268,7 @@ static void bind_list(struct cfg_ctx *ctx, const struct cfg_key *key, struct cfg
                   key->max_items);
         return;
     }
-    size_t elem_size = key->elem_type == CFG_SECTION  ? key->section->size
-                       : key->elem_type == CFG_ADDR   ? sizeof(struct net_addr)
-                       : key->elem_type == CFG_STRING ? sizeof(const char *)
-                                                      : sizeof(int64_t);
+    size_t elem_size = cfg_list_item_size(key);
     if (key->elem_type == CFG_BOOL || key->elem_type == CFG_ENUM ||
         key->elem_type == CFG_REDIS_URL) {
         cfg_error(ctx, node, "'%s': lists of %s are not supported (expected %s)", path,

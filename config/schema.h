@@ -112,5 +112,7 @@ const char *cfg_expected(const struct cfg_key *key, char *out, size_t size);
 /* The value of a key in obj, formatted as in a file (for docs and `gantry config`). */
 const char *cfg_format_value(const struct cfg_key *key, const void *obj, char *out, size_t size);
 const char *cfg_type_name(const struct cfg_key *key);
+/* The size of one item of a CFG_LIST key's items array. */
+size_t cfg_list_item_size(const struct cfg_key *key);
 
 #endif

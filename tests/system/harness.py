@@ -119,9 +119,13 @@ class Program:
         return words[1:]
 
     def log(self):
-        self.log_file.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        if not self.log_file.closed:
+            self.log_file.flush()
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError as e:
+            return f"(log unavailable: {e})"
 
     def signal(self, sig):
         if self.proc.poll() is None:
@@ -130,8 +134,10 @@ class Program:
     def wait(self, timeout=DEFAULT_TIMEOUT):
         return self.proc.wait(timeout=timeout)
 
-    def stop(self, sig=signal.SIGTERM, timeout=DEFAULT_TIMEOUT):
-        """Signals the program and waits for it; SIGKILLs its whole session at the deadline."""
+    def stop(self, sig=None, timeout=DEFAULT_TIMEOUT):
+        """Signals the program (SIGTERM by default) and waits for it; SIGKILLs its whole session
+        at the deadline."""
+        sig = sig or signal.SIGTERM
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -228,20 +234,23 @@ class GantryTestCase(unittest.TestCase):
         self.programs = []
         self.addCleanup(self._cleanup)
 
-    def run(self, result=None):
-        result = result or self.defaultTestResult()
-        before = len(result.failures) + len(result.errors)
-        super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            for program in getattr(self, "programs", []):
-                print(f"\n----- log of {' '.join(program.argv)} -----\n{program.log()}")
-        return result
+    def _failed(self):
+        # Inside a cleanup, _outcome.success is still True on Python 3.11: ask the result.
+        result = self._outcome.result
+        problems = result.failures + result.errors
+        return any(test is self or getattr(test, "test_case", None) is self
+                   for test, _ in problems)
 
     def _cleanup(self):
         for program in reversed(self.programs):
             program.stop()
-        if self._outcome.success:
+        if not self._failed():
             shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        # A failed test keeps its directory and shows what its programs said.
+        for program in self.programs:
+            print(f"\n----- log of {' '.join(program.argv)} -----\n{program.log()}")
+        print(f"(files kept in {self.tmp})")
 
     def start_program(self, name, args=(), env=None, cwd=None, ready_fd=True):
         """Starts bin/NAME; the caller waits with .wait_ready() when the program announces."""
