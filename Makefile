@@ -27,18 +27,21 @@ CPPFLAGS += -I. -D_GNU_SOURCE $(PKG_CFLAGS)
 CFLAGS += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
           -Wno-missing-field-initializers -MMD -MP $(SANITIZE)
 LDFLAGS += $(SANITIZE)
-LDLIBS += $(PKG_LIBS) -lm
+LDLIBS += $(PKG_LIBS) -lm -lpthread
 
 # One library for what two or more components share; each binary links it.
 LIB_SRCS := $(wildcard common/*.c) $(wildcard config/*.c)
 LIB := $(O)/libgantry.a
 
 # name:source-directory for every binary; adding a daemon is one word here.
-PROGRAMS := gantry:cli gantry-demo-app:demo
+PROGRAMS := gantry:cli gantry-demo-app:demo gantry-lb:lb
 BINS := $(foreach p,$(PROGRAMS),$(BINDIR)/$(word 1,$(subst :, ,$(p))))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+# Components whose code (all but main.c) unit tests may call: each becomes lib<dir>.a.
+UNIT_DIRS := lb
+UNIT_LIBS := $(foreach d,$(UNIT_DIRS),$(O)/lib$(d).a)
 
 .PHONY: all deps test unit system asan run clean fmt fmt-check fuzz help
 all: $(BINS) $(UNIT_BINS)
@@ -72,7 +75,14 @@ $(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(LIB)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
 
-$(O)/tests/%: $(O)/tests/unit/%.o $(LIB)
+define component_lib_rule
+$(O)/lib$(1).a: $(patsubst %.c,$(O)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach d,$(UNIT_DIRS),$(eval $(call component_lib_rule,$(d))))
+
+$(O)/tests/%: $(O)/tests/unit/%.o $(UNIT_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@
 

@@ -6,7 +6,7 @@ from harness import ROOT, GantryTestCase
 
 BAD_DIR = os.path.join(ROOT, "tests", "config", "bad")
 # Every program that reads the configuration, with the arguments that come before the options.
-CHECKERS = [("gantry", ["up"]), ("gantry-demo-app", [])]
+CHECKERS = [("gantry", ["up"]), ("gantry-demo-app", []), ("gantry-lb", [])]
 
 
 def expected_message(path):

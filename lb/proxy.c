@@ -1,0 +1,829 @@
+/* Forwarding a request to a target and its response back: connections to targets (new or from
+ * the worker's pool), request and response heads rewritten as a proxy must (hop-by-hop fields,
+ * X-Forwarded-*, X-Request-Id), bodies streamed both ways, 1xx responses relayed, upgrades
+ * tunnelled, and the balancer's own 502, 503 and 504 when a target fails. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "lb/engine.h"
+
+static void on_upstream_io(struct ev_loop *loop, ev_io *io, int revents);
+static void on_upstream_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void send_request(struct lb_upstream *u);
+static void pump_response(struct lb_upstream *u);
+static void tunnel_update(struct lb_client *c);
+
+static const struct lb_settings *settings(const struct lb_client *c)
+{
+    return &c->wg->gen->settings;
+}
+
+static struct lb_stat_block *group_stats(const struct lb_client *c)
+{
+    return c->wg->gen->group_stats[c->group->index];
+}
+
+static void arm_upstream_timer(struct lb_upstream *u, int64_t ms)
+{
+    ev_timer_stop(u->w->loop, &u->timer);
+    if (ms <= 0)
+        return;
+    ev_timer_set(&u->timer, (double)ms / 1000.0, 0);
+    ev_timer_start(u->w->loop, &u->timer);
+}
+
+/* -- target connections ------------------------------------------------------------------------ */
+
+void lb_upstream_close(struct lb_upstream *u)
+{
+    struct lb_worker *w = u->w;
+    struct lb_pool *pool = u->pool;
+    if (u->state == UP_IDLE) {
+        struct lb_upstream **link = &pool->idle;
+        while (*link && *link != u)
+            link = &(*link)->next_idle;
+        if (*link)
+            *link = u->next_idle;
+        pool->n_idle--;
+    }
+    ev_timer_stop(w->loop, &u->timer);
+    lb_endpoint_watch(w->loop, &u->ep, 0);
+    close(u->ep.fd);
+    buf_reset(&u->in);
+    lb_buf_detach(w, &u->in);
+    buf_free(&u->ep.out);
+    free(u);
+    pool->n_open--;
+    if (pool->refs == 0)
+        lb_pool_unref(w, pool); /* the last busy connection of a pool no generation maps */
+}
+
+static struct lb_upstream *upstream_alloc(struct lb_worker *w, struct lb_pool *pool, int fd)
+{
+    struct lb_upstream *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->w = w;
+    u->pool = pool;
+    u->ep.fd = fd;
+    ev_init(&u->ep.io, on_upstream_io);
+    u->ep.io.data = u;
+    ev_init(&u->timer, on_upstream_timer);
+    u->timer.data = u;
+    buf_init(&u->ep.out, LB_OUT_LIMIT * 2);
+    pool->n_open++;
+    return u;
+}
+
+/* A new connection; *failed is set when it was refused at once (loopback does that). */
+static struct lb_upstream *upstream_connect(struct lb_worker *w, struct lb_pool *pool, bool *failed)
+{
+    *failed = false;
+    int fd = socket(net_addr_family(&pool->addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *failed = true;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = connect(fd, (const struct sockaddr *)&pool->addr.ss, pool->addr.len);
+    if (rc < 0 && errno != EINPROGRESS) {
+        close(fd);
+        *failed = true;
+        return NULL;
+    }
+    struct lb_upstream *u = upstream_alloc(w, pool, fd);
+    if (!u) {
+        close(fd);
+        *failed = true;
+        return NULL;
+    }
+    u->state = rc == 0 ? UP_SENDING : UP_CONNECTING;
+    return u;
+}
+
+static struct lb_upstream *pool_take(struct lb_pool *pool)
+{
+    struct lb_upstream *u = pool->idle;
+    if (!u)
+        return NULL;
+    pool->idle = u->next_idle;
+    pool->n_idle--;
+    u->next_idle = NULL;
+    u->reused = true;
+    ev_timer_stop(u->w->loop, &u->timer);
+    return u;
+}
+
+static void pool_give(struct lb_upstream *u, int64_t keepalive, int64_t idle_ms)
+{
+    struct lb_pool *pool = u->pool;
+    if (pool->refs == 0 || (int64_t)pool->n_idle >= keepalive || buf_unread(&u->in) ||
+        u->w->stopping) {
+        lb_upstream_close(u);
+        return;
+    }
+    u->client = NULL;
+    u->state = UP_IDLE;
+    u->parsed = 0;
+    lb_buf_detach(u->w, &u->in);
+    buf_release(&u->ep.out);
+    u->next_idle = pool->idle;
+    pool->idle = u;
+    pool->n_idle++;
+    /* Watching reads tells at once when the target closes the idle connection. */
+    lb_endpoint_watch(u->w->loop, &u->ep, EV_READ);
+    arm_upstream_timer(u, idle_ms);
+}
+
+/* -- the request head sent to the target --------------------------------------------------------
+ */
+
+static bool name_is(struct http1_slice name, const char *lower, size_t len)
+{
+    return name.len == len && http1_slice_eq(name, lower);
+}
+
+/* A random (version 4) UUID: 8-4-4-4-12 hex digits. */
+static void make_request_id(struct lb_worker *w, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t bits[2] = {lb_worker_random(w), lb_worker_random(w)};
+    bits[0] = (bits[0] & ~0xf000ULL) | 0x4000ULL;                        /* version 4 */
+    bits[1] = (bits[1] & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; /* variant 1 */
+    size_t o = 0;
+    for (int i = 0; i < 32 && o + 2 < size; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        out[o++] = hex[(bits[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
+    }
+    out[o] = '\0';
+}
+
+static void copy_request_id(struct lb_client *c, struct http1_slice v)
+{
+    size_t n = v.len < sizeof c->request_id - 1 ? v.len : sizeof c->request_id - 1;
+    memcpy(c->request_id, v.p, n);
+    c->request_id[n] = '\0';
+}
+
+static int build_request_head(struct lb_client *c, const struct http1_msg *m, struct buf *out)
+{
+    int failed = 0;
+    failed |= buf_append(out, m->method.p, m->method.len);
+    failed |= buf_append(out, " ", 1);
+    failed |= buf_append(out, m->target.p, m->target.len);
+    failed |= buf_append_str(out, " HTTP/1.1\r\n");
+    bool have_xff = false;
+    const struct http1_header *upgrade = NULL;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct http1_header *h = &m->headers[i];
+        if (name_is(h->name, "x-forwarded-for", 15)) {
+            failed |= buf_append_str(out, have_xff ? ", " : "X-Forwarded-For: ");
+            failed |= buf_append(out, h->value.p, h->value.len);
+            have_xff = true;
+            continue;
+        }
+        if (name_is(h->name, "upgrade", 7) && c->upgrade)
+            upgrade = h;
+        if (http1_is_hop_by_hop(m, h->name) || name_is(h->name, "x-forwarded-proto", 17) ||
+            name_is(h->name, "x-forwarded-port", 16) || name_is(h->name, "expect", 6))
+            continue;
+        if (name_is(h->name, "x-request-id", 12) && !c->request_id[0])
+            copy_request_id(c, h->value);
+        failed |= buf_append(out, h->name.p, h->name.len);
+        failed |= buf_append(out, ": ", 2);
+        failed |= buf_append(out, h->value.p, h->value.len);
+        failed |= buf_append(out, "\r\n", 2);
+    }
+    failed |= buf_append_str(out, have_xff ? ", " : "X-Forwarded-For: ");
+    failed |= buf_append_str(out, c->peer_text);
+    failed |= buf_append_str(out, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
+    failed |= buf_append_str(out, c->listener->port_text);
+    failed |= buf_append(out, "\r\n", 2);
+    if (!c->request_id[0]) {
+        make_request_id(c->w, c->request_id, sizeof c->request_id);
+        failed |= buf_append_str(out, "X-Request-Id: ");
+        failed |= buf_append_str(out, c->request_id);
+        failed |= buf_append(out, "\r\n", 2);
+    }
+    if (upgrade)
+        failed |= buf_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
+                             (int)upgrade->value.len, upgrade->value.p);
+    if (m->body == HTTP1_BODY_CHUNKED)
+        failed |= buf_append_str(out, "Transfer-Encoding: chunked\r\n");
+    failed |= buf_append(out, "\r\n", 2);
+    return failed ? -1 : 0;
+}
+
+/* Stages the request for u: its head, then what the client's buffer holds of the body. A request
+ * that is whole in the buffer stays there (replayable) until the response head comes. */
+static int stage_request(struct lb_client *c, struct lb_upstream *u, const struct http1_msg *m)
+{
+    buf_reset(&u->ep.out);
+    u->ep.pass = NULL;
+    u->ep.pass_len = 0;
+    if (build_request_head(c, m, &u->ep.out) < 0)
+        return -1;
+    size_t have = buf_unread(&c->in) - m->head_len;
+    bool whole = m->body == HTTP1_BODY_NONE ||
+                 (m->body == HTTP1_BODY_LENGTH && (uint64_t)m->content_length <= have);
+    if (whole) {
+        c->replayable = true;
+        c->request_len =
+            m->head_len + (m->body == HTTP1_BODY_LENGTH ? (size_t)m->content_length : 0);
+        if (c->request_len > m->head_len) {
+            u->ep.pass = buf_head(&c->in) + m->head_len;
+            u->ep.pass_len = c->request_len - m->head_len;
+        }
+        lb_body_init(&c->req_body, HTTP1_BODY_NONE, 0, false);
+        lb_count(c->stats, c->w->id, LB_C_BYTES_IN, (int64_t)(c->request_len - m->head_len));
+        return 0;
+    }
+    c->replayable = false;
+    buf_consume(&c->in, m->head_len);
+    lb_body_init(&c->req_body, m->body, m->content_length, true);
+    const char *error = NULL;
+    if (lb_body_stage(&c->req_body, &c->in, &u->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK)
+        return -1;
+    return 0;
+}
+
+/* -- failures ---------------------------------------------------------------------------------- */
+
+static void respond_gateway_error(struct lb_client *c, int status, const char *detail)
+{
+    char body[160];
+    int n = snprintf(body, sizeof body, "%d %s: %s\n", status, http1_reason(status), detail);
+    lb_client_count_error(c, status == 503   ? LB_C_ERR_503
+                             : status == 504 ? LB_C_ERR_504
+                                             : LB_C_ERR_502);
+    if (c->replayable) {
+        buf_consume(&c->in, c->request_len);
+        c->replayable = false;
+    } else if (!c->req_body.done) {
+        c->keep_alive = false; /* the rest of the body is still on its way */
+    }
+    lb_client_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, false);
+}
+
+static struct lb_upstream *open_upstream(struct lb_client *c);
+
+/* The target failed before a byte of response. A reused connection the target had closed is not
+ * the client's problem: the request goes again on a new one if it is still whole. */
+static void upstream_failed(struct lb_upstream *u, int status, const char *detail)
+{
+    struct lb_client *c = u->client;
+    bool retry = u->reused && c->replayable && status == 502 && c->attempts < 2;
+    lb_upstream_close(u);
+    c->up = NULL;
+    if (!retry) {
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+        respond_gateway_error(c, status, detail);
+        return;
+    }
+    lb_count(group_stats(c), c->w->id, LB_C_RETRIES, 1);
+    struct http1_msg *m = &c->w->msg;
+    if (http1_parse_request(buf_head(&c->in), c->request_len, 0, &settings(c)->limits, m) !=
+        HTTP1_DONE) {
+        respond_gateway_error(c, 502, "internal error replaying the request");
+        return;
+    }
+    c->request_id[0] = '\0';
+    if (!(u = open_upstream(c)))
+        return;
+    if (stage_request(c, u, m) < 0) {
+        upstream_failed(u, 502, "request too large to forward");
+        return;
+    }
+    if (u->state == UP_SENDING)
+        send_request(u);
+    else
+        lb_endpoint_watch(c->w->loop, &u->ep, EV_WRITE);
+}
+
+/* A connection for c's target: the pool's newest idle one, else a new one. NULL after answering
+ * the client when none can be had. */
+static struct lb_upstream *open_upstream(struct lb_client *c)
+{
+    struct lb_pool *pool = c->wg->pools[c->group->index][c->target->index];
+    c->attempts++;
+    struct lb_upstream *u = c->attempts == 1 ? pool_take(pool) : NULL;
+    if (u) {
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_REUSED_CONNECTIONS, 1);
+    } else {
+        bool failed;
+        u = upstream_connect(c->w, pool, &failed);
+        if (!u) {
+            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            respond_gateway_error(c, 502, "the target refused the connection");
+            return NULL;
+        }
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_NEW_CONNECTIONS, 1);
+        if (u->state == UP_CONNECTING)
+            arm_upstream_timer(u, settings(c)->connect_timeout_ms);
+    }
+    u->client = c;
+    u->got_bytes = false;
+    u->parsed = 0;
+    if (u->state == UP_IDLE)
+        u->state = UP_SENDING;
+    c->up = u;
+    return u;
+}
+
+/* -- starting ---------------------------------------------------------------------------------- */
+
+static const struct lb_target *pick_target(struct lb_client *c)
+{
+    const struct lb_target_group *g = c->group;
+    bool *usable = c->wg->usable;
+    struct lb_pool **pools = c->wg->pools[g->index];
+    int64_t max = settings(c)->max_upstream_connections;
+    for (uint32_t t = 0; t < g->n_targets; t++)
+        usable[t] = (int64_t)(pools[t]->n_open - pools[t]->n_idle) < max;
+    return lb_pick(g, lb_picker_for(c->wg->pickers, g), usable);
+}
+
+static void send_continue(struct lb_client *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n = write(c->ep.fd, line, sizeof line - 1);
+    if (n < (ssize_t)sizeof line - 1) /* rare: the rest goes out ahead of the response */
+        buf_append(&c->ep.out, line + (n > 0 ? n : 0), sizeof line - 1 - (size_t)(n > 0 ? n : 0));
+}
+
+void lb_proxy_start(struct lb_client *c, struct lb_target_group *group)
+{
+    struct http1_msg *m = &c->w->msg;
+    c->group = group;
+    c->state = CLIENT_FORWARD;
+    lb_count(group_stats(c), c->w->id, LB_C_REQUESTS, 1);
+    c->target = pick_target(c);
+    if (!c->target) {
+        respond_gateway_error(c, 503,
+                              group->n_targets ? "no target can take the request"
+                                               : "the target group has no targets");
+        return;
+    }
+    lb_target_begin(c->target);
+    struct lb_upstream *u = open_upstream(c);
+    if (!u)
+        return;
+    if (stage_request(c, u, m) < 0) {
+        upstream_failed(u, 502, "request too large to forward");
+        return;
+    }
+    if (c->expect_continue && !c->replayable)
+        send_continue(c);
+    if (u->state == UP_CONNECTING)
+        lb_endpoint_watch(c->w->loop, &u->ep, EV_WRITE);
+    else
+        send_request(u);
+}
+
+/* -- sending the request ----------------------------------------------------------------------- */
+
+static void request_sent(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    u->state = UP_WAITING;
+    u->sent_ns = clock_mono_ns();
+    lb_endpoint_watch(u->w->loop, &u->ep, EV_READ);
+    arm_upstream_timer(u, settings(c)->target_response_timeout_ms);
+}
+
+static void send_request(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    size_t passed, written;
+    enum lb_flush r = lb_endpoint_flush(&u->ep, &passed, &written);
+    if (!c->replayable && passed)
+        buf_consume(&c->in, passed);
+    if (r == LB_FLUSH_ERROR) {
+        upstream_failed(u, 502, "the target closed the connection");
+        return;
+    }
+    if (r == LB_FLUSH_PENDING) {
+        lb_endpoint_watch(u->w->loop, &u->ep, EV_READ | EV_WRITE);
+        arm_upstream_timer(u, settings(c)->target_response_timeout_ms);
+        return;
+    }
+    if (c->replayable || c->req_body.done) {
+        request_sent(u);
+        return;
+    }
+    const char *error = NULL;
+    if (lb_body_stage(&c->req_body, &c->in, &u->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
+        c->keep_alive = false;
+        lb_upstream_close(u);
+        c->up = NULL;
+        respond_gateway_error(c, 400, error ? error : "bad request body");
+        return;
+    }
+    if (!lb_endpoint_idle(&u->ep)) {
+        send_request(u);
+        return;
+    }
+    /* The body's next bytes are still with the client. */
+    lb_endpoint_watch(u->w->loop, &u->ep, EV_READ);
+    lb_endpoint_watch(c->w->loop, &c->ep, EV_READ);
+    lb_client_arm_timer(c, settings(c)->idle_timeout_ms);
+}
+
+void lb_proxy_client_readable(struct lb_client *c)
+{
+    struct lb_upstream *u = c->up;
+    if (c->state == CLIENT_TUNNEL) {
+        tunnel_update(c);
+        return;
+    }
+    if (!u || u->state != UP_SENDING || !lb_endpoint_idle(&u->ep)) {
+        lb_endpoint_watch(c->w->loop, &c->ep, 0);
+        return;
+    }
+    if (buf_reserve(&c->in, 1) < 0) {
+        lb_client_close(c);
+        return;
+    }
+    ssize_t n = lb_read(c->ep.fd, &c->in);
+    if (n == -1)
+        return;
+    if (n <= 0) { /* the client went away in the middle of its body */
+        lb_client_count_error(c, LB_C_ERR_CLIENT_TIMEOUT);
+        lb_client_close(c);
+        return;
+    }
+    lb_count(c->stats, c->w->id, LB_C_BYTES_IN, n);
+    ev_timer_stop(c->w->loop, &c->timer);
+    send_request(u);
+}
+
+/* -- the response ------------------------------------------------------------------------------ */
+
+static int build_response_head(struct lb_client *c, const struct http1_msg *r, struct buf *out)
+{
+    char status[4] = {(char)('0' + r->status / 100 % 10), (char)('0' + r->status / 10 % 10),
+                      (char)('0' + r->status % 10), ' '};
+    int failed = buf_append(out, "HTTP/1.1 ", 9);
+    failed |= buf_append(out, status, 4);
+    failed |= buf_append(out, r->reason.p, r->reason.len);
+    failed |= buf_append(out, "\r\n", 2);
+    const struct http1_header *upgrade = NULL;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const struct http1_header *h = &r->headers[i];
+        if (r->status == 101 && name_is(h->name, "upgrade", 7))
+            upgrade = h;
+        if (http1_is_hop_by_hop(r, h->name))
+            continue;
+        failed |= buf_append(out, h->name.p, h->name.len);
+        failed |= buf_append(out, ": ", 2);
+        failed |= buf_append(out, h->value.p, h->value.len);
+        failed |= buf_append(out, "\r\n", 2);
+    }
+    if (r->status == 101) {
+        if (upgrade)
+            failed |= buf_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
+                                 (int)upgrade->value.len, upgrade->value.p);
+    } else if (r->status >= 200) {
+        if (r->body == HTTP1_BODY_CHUNKED && !c->http10)
+            failed |= buf_append_str(out, "Transfer-Encoding: chunked\r\n");
+        if (!c->keep_alive)
+            failed |= buf_append_str(out, "Connection: close\r\n");
+        else if (c->http10)
+            failed |= buf_append_str(out, "Connection: keep-alive\r\n");
+    }
+    failed |= buf_append(out, "\r\n", 2);
+    return failed ? -1 : 0;
+}
+
+static void response_complete(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    c->up = NULL;
+    ev_timer_stop(u->w->loop, &u->timer);
+    if (u->keep_alive)
+        pool_give(u, settings(c)->upstream_keepalive, settings(c)->upstream_idle_timeout_ms);
+    else
+        lb_upstream_close(u);
+    lb_client_request_done(c);
+}
+
+static void count_response(struct lb_client *c, const struct lb_upstream *u, int status)
+{
+    struct lb_stat_block *g = group_stats(c);
+    lb_count_latency(g, c->w->id, (clock_mono_ns() - u->sent_ns) / 1000);
+    enum lb_counter k = status < 300   ? LB_C_TARGET_2XX
+                        : status < 400 ? LB_C_TARGET_3XX
+                        : status < 500 ? LB_C_TARGET_4XX
+                                       : LB_C_TARGET_5XX;
+    if (status >= 200)
+        lb_count(g, c->w->id, k, 1);
+}
+
+/* Returns 1 when the final head is in, 0 to wait for more, -1 after failing the exchange. */
+static int take_response_head(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    struct http1_msg *r = &u->w->msg;
+    struct http1_limits limits = {u->w->buf_size - 1, u->w->buf_size, HTTP1_MAX_HEADERS};
+    for (;;) {
+        enum http1_result res = http1_parse_response(buf_head(&u->in), buf_unread(&u->in),
+                                                     u->parsed, &limits, c->method, r);
+        u->parsed = buf_unread(&u->in);
+        if (res == HTTP1_NEED_MORE)
+            return 0;
+        if (res == HTTP1_ERROR) {
+            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            upstream_failed(u, 502, "the target sent an invalid response");
+            return -1;
+        }
+        if (c->replayable) { /* the target has the request: it will not be sent again */
+            buf_consume(&c->in, c->request_len);
+            c->replayable = false;
+        }
+        count_response(c, u, r->status);
+        if (r->status >= 200 || r->status == 101)
+            break;
+        build_response_head(c, r, &c->ep.out); /* 100 Continue, 103 Early Hints: relayed */
+        buf_consume(&u->in, r->head_len);
+        u->parsed = 0;
+    }
+    c->status = r->status;
+    bool sending = u->state == UP_SENDING;
+    if (sending) { /* it answered before taking the whole body: neither side can be reused */
+        c->keep_alive = false;
+        buf_reset(&u->ep.out);
+        u->ep.pass = NULL;
+        u->ep.pass_len = 0;
+    }
+    if (r->status == 101 && c->upgrade) {
+        c->keep_alive = false;
+        build_response_head(c, r, &c->ep.out);
+        buf_consume(&u->in, r->head_len);
+        c->state = CLIENT_TUNNEL;
+        u->state = UP_TUNNEL;
+        ev_timer_stop(u->w->loop, &u->timer);
+        return 1;
+    }
+    if (r->body == HTTP1_BODY_CLOSE || (r->body == HTTP1_BODY_CHUNKED && c->http10))
+        c->keep_alive = false;
+    u->keep_alive = r->keep_alive && r->body != HTTP1_BODY_CLOSE && !sending;
+    lb_body_init(&u->resp_body, r->body, r->content_length, !c->http10);
+    if (build_response_head(c, r, &c->ep.out) < 0) {
+        upstream_failed(u, 502, "the target's response head is too large");
+        return -1;
+    }
+    buf_consume(&u->in, r->head_len);
+    u->state = UP_BODY;
+    return 1;
+}
+
+static void read_response(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    if (lb_buf_attach(u->w, &u->in) < 0 || buf_reserve(&u->in, 1) < 0) {
+        upstream_failed(u, 502, "the target's response head is too large");
+        return;
+    }
+    ssize_t n = lb_read(u->ep.fd, &u->in);
+    if (n == -1)
+        return;
+    if (n <= 0) {
+        if (u->state == UP_BODY && lb_body_eof(&u->resp_body)) {
+            u->keep_alive = false;
+            pump_response(u);
+        } else if (u->state == UP_BODY) { /* cut short: the client cannot be told otherwise */
+            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            lb_client_close(c);
+        } else {
+            upstream_failed(u, 502,
+                            u->got_bytes ? "the target closed the connection mid-response"
+                                         : "the target closed the connection");
+        }
+        return;
+    }
+    u->got_bytes = true;
+    if (u->state == UP_SENDING || u->state == UP_WAITING) {
+        int r = take_response_head(u);
+        if (r <= 0)
+            return;
+        if (u->state == UP_TUNNEL) {
+            tunnel_update(c);
+            return;
+        }
+    }
+    pump_response(u);
+}
+
+/* Moves the response body to the client for as long as both sides allow. */
+static void pump_response(struct lb_upstream *u)
+{
+    struct lb_client *c = u->client;
+    struct ev_loop *loop = u->w->loop;
+    for (;;) {
+        /* Stage first, so that a head and the body behind it leave in one writev. */
+        if (c->ep.pass_len == 0 && buf_unread(&u->in) && !u->resp_body.done) {
+            const char *error = NULL;
+            if (lb_body_stage(&u->resp_body, &u->in, &c->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
+                lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+                lb_client_close(c);
+                return;
+            }
+        }
+        if (!lb_endpoint_idle(&c->ep)) {
+            size_t passed, written;
+            enum lb_flush r = lb_endpoint_flush(&c->ep, &passed, &written);
+            c->bytes_out += (int64_t)written;
+            buf_consume(&u->in, passed);
+            if (r == LB_FLUSH_ERROR) {
+                lb_client_close(c);
+                return;
+            }
+            if (r == LB_FLUSH_PENDING) {
+                lb_endpoint_watch(loop, &c->ep, EV_WRITE);
+                lb_endpoint_watch(loop, &u->ep, 0);
+                ev_timer_stop(loop, &u->timer);
+                lb_client_arm_timer(c, settings(c)->idle_timeout_ms);
+                return;
+            }
+        }
+        if (u->resp_body.done) {
+            response_complete(u);
+            return;
+        }
+        if (buf_unread(&u->in) == 0)
+            break;
+        size_t before = buf_unread(&u->in);
+        const char *error = NULL;
+        if (lb_body_stage(&u->resp_body, &u->in, &c->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
+            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            lb_client_close(c);
+            return;
+        }
+        if (lb_endpoint_idle(&c->ep) && buf_unread(&u->in) == before)
+            break; /* a partial chunk line: more is needed from the target */
+    }
+    /* The client's watcher is left as it is: stopping and restarting it each request costs an
+     * epoll_ctl; if the client speaks meanwhile, lb_proxy_client_readable() mutes it then. */
+    if (c->ep.events & EV_WRITE)
+        lb_endpoint_watch(loop, &c->ep, EV_READ);
+    ev_timer_stop(loop, &c->timer);
+    lb_endpoint_watch(loop, &u->ep, EV_READ);
+    arm_upstream_timer(u, settings(c)->target_response_timeout_ms);
+}
+
+void lb_proxy_client_flushed(struct lb_client *c)
+{
+    if (c->state == CLIENT_TUNNEL) {
+        tunnel_update(c);
+        return;
+    }
+    if (c->up)
+        pump_response(c->up);
+    else
+        lb_client_flush(c); /* an answer of the balancer's own after a failure */
+}
+
+/* -- upgrades: bytes both ways ------------------------------------------------------------------
+ */
+
+/* Moves what one side has read to the other; returns -1 when the tunnel is over. */
+static int tunnel_move(struct lb_worker *w, struct lb_endpoint *from, struct buf *from_in,
+                       struct lb_endpoint *to, bool *progress)
+{
+    if (!lb_endpoint_idle(to)) {
+        size_t passed, written;
+        enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
+        if (to->pass == NULL || passed)
+            buf_consume(from_in, passed);
+        *progress |= written > 0;
+        if (r == LB_FLUSH_ERROR)
+            return -1;
+        if (r == LB_FLUSH_PENDING)
+            return 0;
+    }
+    if (!(from->events & EV_READ) && from->events != 0)
+        return 0;
+    if (lb_buf_attach(w, from_in) < 0 || buf_reserve(from_in, 1) < 0)
+        return -1;
+    ssize_t n = lb_read(from->fd, from_in);
+    if (n == -1)
+        return 0;
+    if (n <= 0)
+        return -1;
+    *progress = true;
+    to->pass = buf_head(from_in);
+    to->pass_len = buf_unread(from_in);
+    size_t passed, written;
+    enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
+    buf_consume(from_in, passed);
+    return r == LB_FLUSH_ERROR ? -1 : 0;
+}
+
+static void tunnel_update(struct lb_client *c)
+{
+    struct lb_upstream *u = c->up;
+    struct lb_worker *w = c->w;
+    bool progress = false;
+    if (tunnel_move(w, &c->ep, &c->in, &u->ep, &progress) < 0 ||
+        tunnel_move(w, &u->ep, &u->in, &c->ep, &progress) < 0) {
+        lb_client_close(c);
+        return;
+    }
+    /* Read a side only when the other has taken everything read from it before. */
+    lb_endpoint_watch(w->loop, &c->ep,
+                      (lb_endpoint_idle(&u->ep) ? EV_READ : 0) |
+                          (lb_endpoint_idle(&c->ep) ? 0 : EV_WRITE));
+    lb_endpoint_watch(w->loop, &u->ep,
+                      (lb_endpoint_idle(&c->ep) ? EV_READ : 0) |
+                          (lb_endpoint_idle(&u->ep) ? 0 : EV_WRITE));
+    if (progress || !ev_is_active(&c->timer))
+        lb_client_arm_timer(c, settings(c)->idle_timeout_ms);
+}
+
+/* -- events ------------------------------------------------------------------------------------ */
+
+static void connected(struct lb_upstream *u)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(u->ep.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        upstream_failed(u, 502, "the target refused the connection");
+        return;
+    }
+    u->state = UP_SENDING;
+    ev_timer_stop(u->w->loop, &u->timer);
+    send_request(u);
+}
+
+static void on_upstream_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct lb_upstream *u = io->data;
+    switch (u->state) {
+    case UP_CONNECTING:
+        if (revents & EV_WRITE)
+            connected(u);
+        return;
+    case UP_SENDING:
+        if (revents & EV_READ) {
+            read_response(u);
+            return; /* u may be gone */
+        }
+        send_request(u);
+        return;
+    case UP_WAITING:
+    case UP_BODY:
+        read_response(u);
+        return;
+    case UP_IDLE: /* a pooled connection spoke or closed: it can't be used any more */
+        lb_upstream_close(u);
+        return;
+    case UP_TUNNEL:
+        tunnel_update(u->client);
+        return;
+    }
+}
+
+static void on_upstream_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct lb_upstream *u = t->data;
+    struct lb_client *c = u->client;
+    switch (u->state) {
+    case UP_IDLE:
+        lb_upstream_close(u);
+        return;
+    case UP_CONNECTING:
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+        c->attempts = 99; /* a timeout is not a closed pooled connection: no retry */
+        upstream_failed(u, 504, "connecting to the target timed out");
+        return;
+    case UP_SENDING:
+    case UP_WAITING:
+        c->attempts = 99;
+        upstream_failed(u, 504, "the target did not answer in time");
+        return;
+    case UP_BODY:
+    case UP_TUNNEL:
+        lb_client_close(c); /* the response had begun: all that is left is to cut it */
+        return;
+    }
+}
+
+void lb_proxy_abort(struct lb_client *c)
+{
+    struct lb_upstream *u = c->up;
+    c->up = NULL;
+    if (u)
+        lb_upstream_close(u);
+}
