@@ -44,6 +44,8 @@ UNIT_DIRS := lb
 UNIT_LIBS := $(foreach d,$(UNIT_DIRS),$(O)/lib$(d).a)
 
 .PHONY: all deps test unit system asan run clean fmt fmt-check fuzz help
+# Keep every intermediate object: no "rm ..." line may follow the test summary.
+.SECONDARY:
 all: $(BINS) $(UNIT_BINS)
 
 help:
