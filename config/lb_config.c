@@ -59,17 +59,28 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* Listeners and target groups are named, and referred to by name. */
+static bool check_name(struct cfg_ctx *ctx, const struct ynode *map, const char *name,
+                       const char *path)
+{
+    if (!name) {
+        cfg_error(ctx, map, "'%s' needs a 'name'", path);
+        return false;
+    }
+    if (!valid_name(name)) {
+        cfg_error_at_key(ctx, map, "name",
+                         "invalid name '%s' for '%s.name' (expected letters, digits, '-' and '_')",
+                         name, path);
+        return false;
+    }
+    return true;
+}
+
 static void check_target_group(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
                                const char *path)
 {
     const struct lb_target_group_cfg *g = obj;
-    if (!g->name)
-        cfg_error(ctx, map, "'%s' needs a 'name'", path);
-    else if (!valid_name(g->name))
-        cfg_error_at_key(ctx, map, "name",
-                         "invalid name '%s' for '%s.name' (expected letters, "
-                         "digits, '-' and '_')",
-                         g->name, path);
+    check_name(ctx, map, g->name, path);
 }
 static const struct cfg_section target_group_section = {"target group", CFG_KEYS(target_group_keys),
                                                         sizeof(struct lb_target_group_cfg),
@@ -267,14 +278,9 @@ static void check_listener(struct cfg_ctx *ctx, void *obj, const struct ynode *m
                            const char *path)
 {
     const struct lb_listener_cfg *l = obj;
-    if (!l->name)
-        cfg_error(ctx, map, "'%s' needs a 'name'", path);
-    else if (!valid_name(l->name))
-        cfg_error_at_key(ctx, map, "name",
-                         "invalid name '%s' for '%s.name' (expected letters, "
-                         "digits, '-' and '_')",
-                         l->name, path);
-    else if (!l->listen.len)
+    if (!check_name(ctx, map, l->name, path))
+        return;
+    if (!l->listen.len)
         cfg_error(ctx, map,
                   "'%s' needs a 'listen' address (expected an address such as "
                   "127.0.0.1:8080)",
