@@ -3,7 +3,9 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *const lb_algorithm_names[] = {"round_robin", "least_outstanding_requests",
                                           "weighted_random", NULL};
@@ -121,6 +123,59 @@ static const struct cfg_key action_keys[] = {
      .help = "fixed-response: the body"},
 };
 
+/* Visible ASCII only: a redirect's parts end up in a Location header. */
+static bool visible_ascii(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            return false;
+    return true;
+}
+
+static bool is_port_or_var(const char *v)
+{
+    if (strcmp(v, "#{port}") == 0)
+        return true;
+    char *end;
+    long port = strtol(v, &end, 10);
+    return *v >= '0' && *v <= '9' && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* As ALB: the parts are checked when loaded, and a redirect must change something. */
+static void check_redirect(struct cfg_ctx *ctx, const struct lb_action_cfg *a,
+                           const struct ynode *map, const char *path)
+{
+    static const char *const parts[] = {"host", "path", "query"};
+    const char *values[] = {a->host, a->path, a->query};
+    if (strcasecmp(a->protocol, "http") != 0 && strcasecmp(a->protocol, "https") != 0 &&
+        strcmp(a->protocol, "#{protocol}") != 0)
+        cfg_error_at_key(ctx, map, "protocol",
+                         "invalid value '%s' for '%s.protocol' (expected HTTP, HTTPS or "
+                         "#{protocol})",
+                         a->protocol, path);
+    if (!is_port_or_var(a->port))
+        cfg_error_at_key(ctx, map, "port",
+                         "invalid value '%s' for '%s.port' (expected a port from 1 to 65535 or "
+                         "#{port})",
+                         a->port, path);
+    for (size_t i = 0; i < 3; i++)
+        if (*values[i] && !visible_ascii(values[i]))
+            cfg_error_at_key(ctx, map, parts[i],
+                             "'%s.%s' holds spaces or control characters (expected visible "
+                             "ASCII)",
+                             path, parts[i]);
+    if (a->path[0] != '/')
+        cfg_error_at_key(ctx, map, "path", "'%s.path' must start with / (expected e.g. /#{path})",
+                         path);
+    if (strcmp(a->protocol, "#{protocol}") == 0 && strcmp(a->host, "#{host}") == 0 &&
+        strcmp(a->port, "#{port}") == 0 && strcmp(a->path, "/#{path}") == 0 &&
+        strcmp(a->query, "#{query}") == 0)
+        cfg_error(ctx, map,
+                  "'%s' redirects to the very URL requested, which would loop (expected a "
+                  "change of protocol, host, port, path or query)",
+                  path);
+}
+
 static void check_action(struct cfg_ctx *ctx, void *obj, const struct ynode *map, const char *path)
 {
     struct lb_action_cfg *a = obj;
@@ -146,6 +201,7 @@ static void check_action(struct cfg_ctx *ctx, void *obj, const struct ynode *map
         if (a->status != 301 && a->status != 302)
             cfg_error_at_key(ctx, map, "status", "'%s.status' of a redirect must be 301 or 302",
                              path);
+        check_redirect(ctx, a, map, path);
     }
     if (a->type == LB_ACTION_FIXED_RESPONSE) {
         if (a->status == 0)
@@ -212,6 +268,17 @@ static void check_condition_value(struct cfg_ctx *ctx, const struct lb_condition
                       : "an upper-case method name such as GET");
 }
 
+/* RFC 9110 5.6.2 token: what a header name may be made of. */
+static bool is_token(const char *v)
+{
+    if (!*v)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return false;
+    return true;
+}
+
 static void check_condition(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
                             const char *path)
 {
@@ -225,6 +292,13 @@ static void check_condition(struct cfg_ctx *ctx, void *obj, const struct ynode *
     }
     if (c->values.count == 0) {
         cfg_error(ctx, map, "'%s' needs at least one of 'values'", path);
+        return;
+    }
+    if (c->header_name && !is_token(c->header_name)) {
+        cfg_error_at_key(ctx, map, "header_name",
+                         "invalid header name '%s' for '%s.header_name' (expected letters, digits "
+                         "and !#$%%&'*+-.^_`|~)",
+                         c->header_name, path);
         return;
     }
     if ((c->field == LB_COND_HTTP_HEADER) != (c->header_name != NULL)) {

@@ -5,9 +5,17 @@ void lb_body_init(struct lb_body *b, enum http1_body mode, int64_t length, bool 
     b->mode = mode;
     b->left = mode == HTTP1_BODY_LENGTH ? length : 0;
     b->rechunk = rechunk;
+    b->limit = 0;
+    b->total = 0;
+    b->too_large = false;
     b->done = mode == HTTP1_BODY_NONE || (mode == HTTP1_BODY_LENGTH && length == 0);
     if (mode == HTTP1_BODY_CHUNKED)
         http1_chunked_init(&b->chunked);
+}
+
+void lb_body_limit(struct lb_body *b, int64_t limit)
+{
+    b->limit = limit;
 }
 
 static void stage_pass(struct buf *src, struct lb_endpoint *dst, size_t n)
@@ -26,6 +34,12 @@ static enum lb_body_stage stage_chunked(struct lb_body *b, struct buf *src, stru
             http1_chunked_feed(&b->chunked, buf_head(src), buf_unread(src), &consumed, &data);
         if (r == HTTP1_ERROR) {
             *error = b->chunked.error;
+            return LB_BODY_ERROR;
+        }
+        b->total += (int64_t)data.len;
+        if (b->limit > 0 && b->total > b->limit) {
+            b->too_large = true;
+            *error = "the body exceeds max_body_size";
             return LB_BODY_ERROR;
         }
         int failed = 0;

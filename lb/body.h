@@ -16,7 +16,10 @@
 
 struct lb_body {
     enum http1_body mode;
-    int64_t left; /* HTTP1_BODY_LENGTH */
+    int64_t left;  /* HTTP1_BODY_LENGTH */
+    int64_t limit; /* HTTP1_BODY_CHUNKED: most decoded bytes; 0: none */
+    int64_t total; /* HTTP1_BODY_CHUNKED: decoded bytes so far */
+    bool too_large;
     bool rechunk; /* HTTP1_BODY_CHUNKED: re-encode (false: de-chunk for HTTP/1.0) */
     bool done;
     struct http1_chunked chunked;
@@ -25,6 +28,9 @@ struct lb_body {
 void lb_body_init(struct lb_body *b, enum http1_body mode, int64_t length, bool rechunk);
 
 enum lb_body_stage { LB_BODY_OK, LB_BODY_ERROR };
+/* A Content-Length above a limit is refused from the head; a chunked body only shows its size as
+ * it comes, so staging fails (too_large set) once it passes limit. */
+void lb_body_limit(struct lb_body *b, int64_t limit);
 /* Stages what `src` holds for `dst`; call only when dst has nothing staged in pass. Sets *error
  * to the parse error for a bad chunk. out_limit bounds dst->out for chunked bodies. */
 enum lb_body_stage lb_body_stage(struct lb_body *b, struct buf *src, struct lb_endpoint *dst,

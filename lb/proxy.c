@@ -151,6 +151,41 @@ static bool name_is(struct http1_slice name, const char *lower, size_t len)
 }
 
 /* A random (version 4) UUID: 8-4-4-4-12 hex digits. */
+/* Some servers read '_' as '-' in header names, so "Content_Length" could frame a request
+ * differently behind the balancer than in front of it. Names that would then mean a framing,
+ * connection or forwarding header are dropped; other names with '_' pass. */
+static bool smuggles_by_underscore(struct http1_slice name)
+{
+    static const char *const guarded[] = {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-connection",
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "expect",
+    };
+    if (!memchr(name.p, '_', name.len))
+        return false;
+    char lower[24];
+    if (name.len >= sizeof lower)
+        return false;
+    for (size_t i = 0; i < name.len; i++) {
+        char ch = name.p[i] == '_' ? '-' : name.p[i];
+        lower[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    lower[name.len] = '\0';
+    for (size_t i = 0; i < sizeof guarded / sizeof guarded[0]; i++)
+        if (strcmp(lower, guarded[i]) == 0)
+            return true;
+    return false;
+}
+
 static void make_request_id(struct lb_worker *w, char *out, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
@@ -193,7 +228,8 @@ static int build_request_head(struct lb_client *c, const struct http1_msg *m, st
         if (name_is(h->name, "upgrade", 7) && c->upgrade)
             upgrade = h;
         if (http1_is_hop_by_hop(m, h->name) || name_is(h->name, "x-forwarded-proto", 17) ||
-            name_is(h->name, "x-forwarded-port", 16) || name_is(h->name, "expect", 6))
+            name_is(h->name, "x-forwarded-port", 16) || name_is(h->name, "expect", 6) ||
+            smuggles_by_underscore(h->name))
             continue;
         if (name_is(h->name, "x-request-id", 12) && !c->request_id[0])
             copy_request_id(c, h->value);
@@ -249,10 +285,25 @@ static int stage_request(struct lb_client *c, struct lb_upstream *u, const struc
     c->replayable = false;
     buf_consume(&c->in, m->head_len);
     lb_body_init(&c->req_body, m->body, m->content_length, true);
+    lb_body_limit(&c->req_body, settings(c)->max_body_size);
     const char *error = NULL;
     if (lb_body_stage(&c->req_body, &c->in, &u->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK)
         return -1;
     return 0;
+}
+
+/* The client's body is malformed or too large: the target has part of a request it will never
+ * see the end of, so both connections go once the client has its answer. */
+static void refuse_body(struct lb_client *c, struct lb_upstream *u, const char *error)
+{
+    int status = c->req_body.too_large ? 413 : 400;
+    lb_upstream_close(u);
+    c->up = NULL;
+    lb_client_count_error(c, LB_C_ERR_BAD_REQUEST);
+    char body[160];
+    int n = snprintf(body, sizeof body, "%d %s: %s\n", status, http1_reason(status),
+                     error ? error : "bad request body");
+    lb_client_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, true);
 }
 
 /* -- failures ---------------------------------------------------------------------------------- */
@@ -377,7 +428,8 @@ void lb_proxy_start(struct lb_client *c, struct lb_target_group *group)
     if (!u)
         return;
     if (stage_request(c, u, m) < 0) {
-        upstream_failed(u, 502, "request too large to forward");
+        refuse_body(c, u,
+                    c->req_body.too_large ? "the body exceeds max_body_size" : "bad request body");
         return;
     }
     if (c->expect_continue && !c->replayable)
@@ -421,10 +473,7 @@ static void send_request(struct lb_upstream *u)
     }
     const char *error = NULL;
     if (lb_body_stage(&c->req_body, &c->in, &u->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
-        c->keep_alive = false;
-        lb_upstream_close(u);
-        c->up = NULL;
-        respond_gateway_error(c, 400, error ? error : "bad request body");
+        refuse_body(c, u, error);
         return;
     }
     if (!lb_endpoint_idle(&u->ep)) {
