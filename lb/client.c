@@ -72,6 +72,7 @@ void lb_client_accept(struct lb_worker *w, struct lb_wgen *wg, size_t listener, 
     ev_init(&c->timer, on_client_timer);
     c->timer.data = c;
     buf_init(&c->ep.out, LB_OUT_LIMIT * 2);
+    buf_init(&c->in, w->buf_size);
     c->state = CLIENT_HEAD;
     c->next = w->clients;
     if (w->clients)
@@ -96,8 +97,7 @@ void lb_client_close(struct lb_client *c)
     ev_timer_stop(w->loop, &c->timer);
     lb_endpoint_watch(w->loop, &c->ep, 0);
     close(c->ep.fd);
-    buf_reset(&c->in);
-    lb_buf_detach(w, &c->in);
+    buf_free(&c->in);
     buf_free(&c->ep.out);
     free(c->log_request);
     lb_count(c->stats, w->id, LB_C_ACTIVE_CONNECTIONS, -1);
@@ -254,7 +254,7 @@ void lb_client_request_done(struct lb_client *c)
         process_head(c);
         return;
     }
-    lb_buf_detach(w, &c->in); /* an idle connection holds no buffer */
+    buf_release(&c->in); /* an idle connection holds no buffer */
     buf_release(&c->ep.out);
     lb_client_arm_timer(c, settings(c)->idle_timeout_ms);
 }
@@ -374,15 +374,16 @@ static void process_head(struct lb_client *c)
 
 static void read_head(struct lb_client *c)
 {
-    struct lb_worker *w = c->w;
-    if (lb_buf_attach(w, &c->in) < 0) {
-        lb_client_close(c);
-        return;
-    }
     bool was_empty = buf_unread(&c->in) == 0;
-    ssize_t n = lb_read(c->ep.fd, &c->in);
+    ssize_t n = lb_client_read(c);
     if (n == -1)
         return;
+    if (n == -3) { /* full: a head past every limit (the parser says so first) */
+        lb_client_count_error(c, LB_C_ERR_BAD_REQUEST);
+        buf_consume(&c->in, buf_unread(&c->in));
+        respond_error(c, 431, "request header section too large", true);
+        return;
+    }
     if (n <= 0) { /* the client closed or failed: mid-request, nothing to answer */
         if (!was_empty)
             lb_client_count_error(c, LB_C_ERR_CLIENT_TIMEOUT);

@@ -57,7 +57,9 @@ struct lb_worker {
     struct lb_client *clients; /* every open client connection */
     size_t n_clients;
     struct lb_pool *pools[LB_POOL_BUCKETS];
-    void *free_bufs; /* pooled I/O buffers, linked through their first bytes */
+    char *scratch;   /* buf_size bytes: what clients send is read here first */
+    void *free_bufs; /* pooled I/O buffers for target connections, linked through their first
+                        bytes */
     size_t n_free_bufs;
     size_t buf_size;
     uint64_t rng;
@@ -87,7 +89,7 @@ struct lb_client {
         struct sockaddr_in6 in6;
     } peer;
     char peer_text[INET6_ADDRSTRLEN];
-    struct buf in;
+    struct buf in; /* growable, at most the worker's buf_size */
     size_t parsed; /* bytes of `in` the parser has seen */
     enum lb_client_state state;
     bool keep_alive; /* after this response */
@@ -139,6 +141,10 @@ struct lb_upstream {
 /* worker.c */
 void *lb_buf_get(struct lb_worker *w);
 void lb_buf_put(struct lb_worker *w, void *mem);
+/* Reads from a client into c->in through the worker's scratch buffer, so that a connection holds
+ * only as much memory as it has unread bytes (a growable buffer, at most buf_size). Returns bytes
+ * read, 0 at EOF, -1 with EAGAIN, -2 on an error, -3 when c->in is full. */
+ssize_t lb_client_read(struct lb_client *c);
 /* Gives `b` pooled memory if it has none; -1 when out of memory. */
 int lb_buf_attach(struct lb_worker *w, struct buf *b);
 /* Returns an empty buffer's memory to the pool. */

@@ -497,13 +497,13 @@ void lb_proxy_client_readable(struct lb_client *c)
         lb_endpoint_watch(c->w->loop, &c->ep, 0);
         return;
     }
-    if (buf_reserve(&c->in, 1) < 0) {
+    ssize_t n = lb_client_read(c);
+    if (n == -1)
+        return;
+    if (n == -3) { /* nothing was staged from it, so it is not full of body: can't happen */
         lb_client_close(c);
         return;
     }
-    ssize_t n = lb_read(c->ep.fd, &c->in);
-    if (n == -1)
-        return;
     if (n <= 0) { /* the client went away in the middle of its body */
         lb_client_count_error(c, LB_C_ERR_CLIENT_TIMEOUT);
         lb_client_close(c);
@@ -743,10 +743,20 @@ void lb_proxy_client_flushed(struct lb_client *c)
 /* -- upgrades: bytes both ways ------------------------------------------------------------------
  */
 
-/* Moves what one side has read to the other; returns -1 when the tunnel is over. */
-static int tunnel_move(struct lb_worker *w, struct lb_endpoint *from, struct buf *from_in,
-                       struct lb_endpoint *to, bool *progress)
+static ssize_t read_upstream(struct lb_upstream *u)
 {
+    if (lb_buf_attach(u->w, &u->in) < 0 || buf_reserve(&u->in, 1) < 0)
+        return -2;
+    return lb_read(u->ep.fd, &u->in);
+}
+
+/* Moves what one side has read to the other; returns -1 when the tunnel is over. from_client
+ * says which side `from` is (they read into different kinds of buffer). */
+static int tunnel_move(struct lb_client *c, bool from_client, bool *progress)
+{
+    struct lb_endpoint *from = from_client ? &c->ep : &c->up->ep;
+    struct lb_endpoint *to = from_client ? &c->up->ep : &c->ep;
+    struct buf *from_in = from_client ? &c->in : &c->up->in;
     if (!lb_endpoint_idle(to)) {
         size_t passed, written;
         enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
@@ -760,9 +770,7 @@ static int tunnel_move(struct lb_worker *w, struct lb_endpoint *from, struct buf
     }
     if (!(from->events & EV_READ) && from->events != 0)
         return 0;
-    if (lb_buf_attach(w, from_in) < 0 || buf_reserve(from_in, 1) < 0)
-        return -1;
-    ssize_t n = lb_read(from->fd, from_in);
+    ssize_t n = from_client ? lb_client_read(c) : read_upstream(c->up);
     if (n == -1)
         return 0;
     if (n <= 0)
@@ -781,8 +789,7 @@ static void tunnel_update(struct lb_client *c)
     struct lb_upstream *u = c->up;
     struct lb_worker *w = c->w;
     bool progress = false;
-    if (tunnel_move(w, &c->ep, &c->in, &u->ep, &progress) < 0 ||
-        tunnel_move(w, &u->ep, &u->in, &c->ep, &progress) < 0) {
+    if (tunnel_move(c, true, &progress) < 0 || tunnel_move(c, false, &progress) < 0) {
         lb_client_close(c);
         return;
     }

@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "lb/engine.h"
 
-enum { ACCEPT_BATCH = 64, MAX_FREE_BUFS = 1024 };
+enum { ACCEPT_BATCH = 64, MAX_FREE_BUFS = 64 };
 
 /* -- pooled I/O buffers ------------------------------------------------------------------------ */
 
@@ -55,6 +55,23 @@ void lb_buf_detach(struct lb_worker *w, struct buf *b)
         return;
     lb_buf_put(w, b->data);
     *b = (struct buf){0};
+}
+
+ssize_t lb_client_read(struct lb_client *c)
+{
+    struct lb_worker *w = c->w;
+    size_t room = c->in.max - buf_unread(&c->in);
+    if (room == 0)
+        return -3;
+    for (;;) {
+        ssize_t n = read(c->ep.fd, w->scratch, room < w->buf_size ? room : w->buf_size);
+        if (n > 0)
+            return buf_append(&c->in, w->scratch, (size_t)n) < 0 ? -2 : n;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return errno == EAGAIN ? -1 : -2;
+    }
 }
 
 /* -- target connection pools ------------------------------------------------------------------- */
@@ -327,6 +344,8 @@ static void worker_cleanup(struct lb_worker *w)
         memcpy(&w->free_bufs, mem, sizeof(void *));
         free(mem);
     }
+    free(w->scratch);
+    w->scratch = NULL;
 }
 
 static void *worker_main(void *arg)
@@ -382,6 +401,11 @@ int lb_workers_start(struct lb_ctx *ctx, char *err, size_t errlen)
         w->ctx = ctx;
         w->id = i;
         w->buf_size = io_buffer_size(gen);
+        w->scratch = malloc(w->buf_size);
+        if (!w->scratch) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         w->rng = (uint64_t)clock_wall_ms() * 6364136223846793005ULL + i * 1442695040888963407ULL +
                  (uint64_t)getpid();
         w->rng |= 1;

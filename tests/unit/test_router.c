@@ -620,11 +620,12 @@ static const struct redirect_case redirect_cases[] = {
     {"{type: redirect, protocol: HTTPS, port: '443'}",
      "GET /a/b HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", "http", 8080,
      "https://example.com/a/b"},
-    /* everything kept: the listener's port unless it is the default */
-    {"{type: redirect}", "GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", "http", 8080,
-     "http://example.com:8080/p?q=1"},
-    {"{type: redirect}", "GET /p HTTP/1.1\r\nHost: example.com\r\n\r\n", "https", 443,
-     "https://example.com/p"},
+    /* everything else kept: the listener's port unless it is the default (a redirect must change
+     * something, so these name the host literally) */
+    {"{type: redirect, host: example.com}", "GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+     "http", 8080, "http://example.com:8080/p?q=1"},
+    {"{type: redirect, host: example.com}", "GET /p HTTP/1.1\r\nHost: example.com\r\n\r\n", "https",
+     443, "https://example.com/p"},
     /* the protocol changes, #{port} stays: ALB keeps it too */
     {"{type: redirect, protocol: HTTPS}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80,
      "https://h:80/"},
@@ -639,35 +640,25 @@ static const struct redirect_case redirect_cases[] = {
     {"{type: redirect, path: '/#{host}/#{path}', query: 'from=#{port}&#{query}'}",
      "GET /p?a=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", "http", 8080,
      "http://example.com:8080/example.com/p?from=8080&a=1"},
-    {"{type: redirect, path: '#{path}'}", "GET /rel HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80,
-     "http://h/rel"},
     /* query rewrite, an empty query drops the `?` */
     {"{type: redirect, query: 'v=2'}", "GET /p HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80,
      "http://h/p?v=2"},
     {"{type: redirect, query: ''}", "GET /p?drop=me HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80,
      "http://h/p"},
-    {"{type: redirect}", "GET /p? HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, "http://h/p"},
+    {"{type: redirect, host: h}", "GET /p? HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, "http://h/p"},
     /* an explicit non-default port, a port given with a variable, unknown variables literal */
     {"{type: redirect, protocol: https, port: '8443'}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http",
      80, "https://h:8443/"},
-    {"{type: redirect, protocol: '#{protocol}', port: '#{port}'}",
+    {"{type: redirect, protocol: '#{protocol}', port: '#{port}', host: h}",
      "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, "http://h/"},
     {"{type: redirect, path: '/#{nope}/#{path'}", "GET /p HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80,
      "http://h/#{nope}/#{path"},
     /* IPv6 literal hosts keep their brackets */
     {"{type: redirect, protocol: HTTPS, port: '443'}",
      "GET /v6 HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "http", 8080, "https://[::1]/v6"},
-    /* refused: header injection, non-URL bytes, impossible protocol, port or host */
-    {"{type: redirect, host: \"evil.com\\r\\nSet-Cookie: a=b\"}",
-     "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, path: \"/a\\nb\"}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, query: \"a=\\tb\"}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, host: 'a b'}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, protocol: ftp}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, port: '99999'}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, port: '0'}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect, port: '80a'}", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "http", 80, ""},
-    {"{type: redirect}", "GET / HTTP/1.0\r\n\r\n", "http", 80, ""},
+    /* refused: a part the request supplies is missing (bad literal parts are refused when the
+     * configuration loads: tests/config/bad/lb-redirect-*) */
+    {"{type: redirect, protocol: HTTPS}", "GET / HTTP/1.0\r\n\r\n", "http", 80, ""},
 };
 
 static void test_redirect_location(void **state)
