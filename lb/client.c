@@ -288,7 +288,7 @@ static bool body_too_large(const struct lb_client *c, const struct http1_msg *m)
 
 /* A request the balancer answers itself: its body, if any, must not be taken for the next
  * request. One already in the buffer is skipped; one still to come closes the connection. */
-static void skip_request(struct lb_client *c, const struct http1_msg *m)
+void lb_client_skip_request(struct lb_client *c, const struct http1_msg *m)
 {
     size_t total = m->head_len;
     bool whole_body = m->body == HTTP1_BODY_NONE ||
@@ -304,13 +304,13 @@ static void skip_request(struct lb_client *c, const struct http1_msg *m)
 static void answer_action(struct lb_client *c, const struct lb_action *a, struct http1_msg *m)
 {
     if (a->type == LB_ACTION_FIXED_RESPONSE) {
-        skip_request(c, m);
+        lb_client_skip_request(c, m);
         lb_client_respond(c, a->status, a->content_type, a->body, a->body_len, NULL, false);
         return;
     }
     char location[2048];
     size_t n = lb_redirect_location(a, m, "http", c->listener->port, location, sizeof location);
-    skip_request(c, m);
+    lb_client_skip_request(c, m);
     if (n == 0) {
         respond_error(c, 500, "cannot build the redirect location", true);
         return;
@@ -332,12 +332,14 @@ static void handle_request(struct lb_client *c, struct http1_msg *m)
     c->request_id[0] = '\0';
     c->attempts = 0;
     c->group = NULL;
+    c->staged = false;
+    c->replayable = false;
     lb_count(c->stats, w->id, LB_C_REQUESTS, 1);
     lb_count(c->stats, w->id, LB_C_BYTES_IN, (int64_t)m->head_len);
     remember_request(c, m);
     if (body_too_large(c, m)) {
         lb_client_count_error(c, LB_C_ERR_BAD_REQUEST);
-        skip_request(c, m);
+        lb_client_skip_request(c, m);
         respond_error(c, 413, "the body exceeds max_body_size", true);
         return;
     }

@@ -94,6 +94,7 @@ struct lb_client {
     enum lb_client_state state;
     bool keep_alive; /* after this response */
     bool http10;
+    bool staged;     /* handed to a target connection (stage_request) */
     bool replayable; /* the whole request is still in `in` */
     bool expect_continue;
     bool upgrade;
@@ -169,6 +170,9 @@ void lb_client_request_done(struct lb_client *c);
 void lb_client_respond(struct lb_client *c, int status, const char *content_type, const char *body,
                        size_t body_len, const char *location, bool close);
 void lb_client_count_error(struct lb_client *c, enum lb_counter kind);
+/* Drops a request the balancer answers itself from the input: its body too when it is all there,
+ * else the connection will close after the answer (the rest of the body is still coming). */
+void lb_client_skip_request(struct lb_client *c, const struct http1_msg *m);
 void lb_client_flush(struct lb_client *c);
 void lb_client_arm_timer(struct lb_client *c, int64_t ms);
 

@@ -265,6 +265,7 @@ static int stage_request(struct lb_client *c, struct lb_upstream *u, const struc
     buf_reset(&u->ep.out);
     u->ep.pass = NULL;
     u->ep.pass_len = 0;
+    c->staged = true;
     if (build_request_head(c, m, &u->ep.out) < 0)
         return -1;
     size_t have = buf_unread(&c->in) - m->head_len;
@@ -315,7 +316,9 @@ static void respond_gateway_error(struct lb_client *c, int status, const char *d
     lb_client_count_error(c, status == 503   ? LB_C_ERR_503
                              : status == 504 ? LB_C_ERR_504
                                              : LB_C_ERR_502);
-    if (c->replayable) {
+    if (!c->staged) /* failed before a target had it: still the request just parsed */
+        lb_client_skip_request(c, &c->w->msg);
+    else if (c->replayable) {
         buf_consume(&c->in, c->request_len);
         c->replayable = false;
     } else if (!c->req_body.done) {
