@@ -96,7 +96,7 @@ static void format_common(struct buf *b, const struct lb_access_entry *e)
     append_clf_text(b, e->method, e->method_len);
     buf_append(b, " ", 1);
     append_clf_text(b, e->target, e->target_len);
-    buf_printf(b, " HTTP/1.1\" %d %lld\n", e->status, (long long)e->bytes_sent);
+    buf_printf(b, " HTTP/1.%d\" %d %lld\n", e->http_minor, e->status, (long long)e->body_bytes);
 }
 
 void lb_access_log_add(struct lb_access_log *log, size_t worker, const struct lb_access_entry *e)

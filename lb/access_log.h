@@ -26,7 +26,9 @@ struct lb_access_entry {
     const char *listener;
     const char *target_addr; /* "" when none */
     int status;
-    int64_t bytes_sent;
+    int64_t bytes_sent; /* head and body */
+    int64_t body_bytes;
+    int http_minor;
     int64_t duration_us;
     const char *request_id;
     size_t request_id_len;

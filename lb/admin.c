@@ -71,35 +71,36 @@ static void render_metrics(struct lb_ctx *ctx, struct buf *out)
                ctx->n_workers);
 }
 
-static void respond(struct admin_conn *a, int status, const char *type, struct buf *body)
+static void respond(struct admin_conn *a, int status, const char *type, struct buf *body, bool head)
 {
     buf_printf(&a->out,
                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                "Connection: close\r\n\r\n",
                status, http1_reason(status), type, body ? buf_unread(body) : 0);
-    if (body)
+    if (body && !head) /* HEAD: the same head, no body */
         buf_append(&a->out, buf_head(body), buf_unread(body));
 }
 
 static void answer(struct admin_conn *a, const struct http1_msg *m)
 {
+    bool head = m->method_id == HTTP1_METHOD_HEAD;
     struct buf body;
     buf_init(&body, 64 * 1024 * 1024);
     if (m->method_id != HTTP1_METHOD_GET && m->method_id != HTTP1_METHOD_HEAD) {
         buf_append_str(&body, "only GET\n");
-        respond(a, 405, "text/plain", &body);
+        respond(a, 405, "text/plain", &body, head);
     } else if (http1_slice_eq(m->path, "/healthz")) {
         buf_append_str(&body, a->ctx->stopping ? "stopping\n" : "ok\n");
-        respond(a, a->ctx->stopping ? 503 : 200, "text/plain", &body);
+        respond(a, a->ctx->stopping ? 503 : 200, "text/plain", &body, head);
     } else if (http1_slice_eq(m->path, "/metrics")) {
         render_metrics(a->ctx, &body);
-        respond(a, 200, "text/plain; version=0.0.4", &body);
+        respond(a, 200, "text/plain; version=0.0.4", &body, head);
     } else if (http1_slice_eq(m->path, "/targets")) {
         render_targets(a->ctx, &body);
-        respond(a, 200, "application/json", &body);
+        respond(a, 200, "application/json", &body, head);
     } else {
         buf_append_str(&body, "not found: try /healthz, /metrics or /targets\n");
-        respond(a, 404, "text/plain", &body);
+        respond(a, 404, "text/plain", &body, head);
     }
     buf_free(&body);
 }
@@ -131,7 +132,7 @@ static void on_admin_conn(struct ev_loop *loop, ev_io *io, int revents)
         if (r == HTTP1_DONE)
             answer(a, m);
         else
-            respond(a, m ? m->error_status : 500, "text/plain", NULL);
+            respond(a, m ? m->error_status : 500, "text/plain", NULL, false);
         free(m);
         ev_io_stop(loop, io);
         ev_io_set(io, io->fd, EV_WRITE);

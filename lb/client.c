@@ -147,6 +147,7 @@ void lb_client_respond(struct lb_client *c, int status, const char *content_type
     else if (c->http10)
         buf_append_str(out, "Connection: keep-alive\r\n");
     buf_append(out, "\r\n", 2);
+    c->head_out = (int64_t)buf_unread(out);
     if (c->method != HTTP1_METHOD_HEAD)
         buf_append(out, body, body_len);
     c->state = CLIENT_RESPOND;
@@ -202,6 +203,8 @@ static void log_access(struct lb_client *c)
         .target_addr = c->target ? c->target->address_text : "",
         .status = c->status,
         .bytes_sent = c->bytes_out,
+        .body_bytes = c->bytes_out > c->head_out ? c->bytes_out - c->head_out : 0,
+        .http_minor = c->http10 ? 0 : 1,
         .duration_us = (clock_mono_ns() - c->started_ns) / 1000,
         .request_id = c->request_id,
         .request_id_len = strlen(c->request_id),
@@ -318,6 +321,16 @@ static void answer_action(struct lb_client *c, const struct lb_action *a, struct
     lb_client_respond(c, a->status, "text/plain", "", 0, location, false);
 }
 
+/* Only WebSocket upgrades are tunnelled, as ALB does; any other Upgrade (h2c, say) is dropped
+ * with the other hop-by-hop fields and the request goes on as plain HTTP/1.1. */
+static bool is_websocket_upgrade(const struct http1_msg *m)
+{
+    if (!m->upgrade)
+        return false;
+    const struct http1_header *h = http1_header_find(m, "upgrade");
+    return h && h->value.len == 9 && http1_slice_eq(h->value, "websocket");
+}
+
 static void handle_request(struct lb_client *c, struct http1_msg *m)
 {
     struct lb_worker *w = c->w;
@@ -326,8 +339,9 @@ static void handle_request(struct lb_client *c, struct http1_msg *m)
     c->http10 = m->minor == 0;
     c->keep_alive = m->keep_alive && !w->stopping;
     c->expect_continue = m->expect_continue;
-    c->upgrade = m->upgrade;
+    c->upgrade = is_websocket_upgrade(m);
     c->bytes_out = 0;
+    c->head_out = 0;
     c->status = 0;
     c->request_id[0] = '\0';
     c->attempts = 0;

@@ -103,6 +103,7 @@ struct lb_client {
     int status;
     int64_t started_ns;
     int64_t bytes_out;
+    int64_t head_out;   /* bytes of response heads among bytes_out (the access log wants bodies) */
     size_t request_len; /* head + body, while replayable */
     struct lb_body req_body;
     struct lb_upstream *up;

@@ -208,50 +208,99 @@ static void copy_request_id(struct lb_client *c, struct http1_slice v)
     c->request_id[n] = '\0';
 }
 
-static int build_request_head(struct lb_client *c, const struct http1_msg *m, struct buf *out)
+static int append_field(struct buf *out, struct http1_slice name, struct http1_slice value)
 {
-    int failed = 0;
-    failed |= buf_append(out, m->method.p, m->method.len);
-    failed |= buf_append(out, " ", 1);
-    failed |= buf_append(out, m->target.p, m->target.len);
-    failed |= buf_append_str(out, " HTTP/1.1\r\n");
-    bool have_xff = false;
-    const struct http1_header *upgrade = NULL;
+    int failed = buf_append(out, name.p, name.len);
+    failed |= buf_append(out, ": ", 2);
+    failed |= buf_append(out, value.p, value.len);
+    failed |= buf_append(out, "\r\n", 2);
+    return failed;
+}
+
+/* Fields the balancer drops from a request because it writes them itself or because they would
+ * mean something else behind it. */
+static bool dropped_request_field(const struct http1_msg *m, struct http1_slice name, bool absolute)
+{
+    return http1_is_hop_by_hop(m, name) || name_is(name, "x-forwarded-for", 15) ||
+           name_is(name, "x-forwarded-proto", 17) || name_is(name, "x-forwarded-port", 16) ||
+           name_is(name, "expect", 6) || name_is(name, "trailer", 7) ||
+           (absolute && name_is(name, "host", 4)) || smuggles_by_underscore(name);
+}
+
+/* X-Forwarded-For: what the client sent (every occurrence, in order), then the client itself. */
+static int append_forwarded_for(struct lb_client *c, const struct http1_msg *m, struct buf *out)
+{
+    int failed = buf_append_str(out, "X-Forwarded-For: ");
     for (size_t i = 0; i < m->n_headers; i++) {
         const struct http1_header *h = &m->headers[i];
-        if (name_is(h->name, "x-forwarded-for", 15)) {
-            failed |= buf_append_str(out, have_xff ? ", " : "X-Forwarded-For: ");
-            failed |= buf_append(out, h->value.p, h->value.len);
-            have_xff = true;
+        if (!name_is(h->name, "x-forwarded-for", 15) || h->value.len == 0)
             continue;
-        }
-        if (name_is(h->name, "upgrade", 7) && c->upgrade)
-            upgrade = h;
-        if (http1_is_hop_by_hop(m, h->name) || name_is(h->name, "x-forwarded-proto", 17) ||
-            name_is(h->name, "x-forwarded-port", 16) || name_is(h->name, "expect", 6) ||
-            smuggles_by_underscore(h->name))
-            continue;
-        if (name_is(h->name, "x-request-id", 12) && !c->request_id[0])
-            copy_request_id(c, h->value);
-        failed |= buf_append(out, h->name.p, h->name.len);
-        failed |= buf_append(out, ": ", 2);
         failed |= buf_append(out, h->value.p, h->value.len);
-        failed |= buf_append(out, "\r\n", 2);
+        failed |= buf_append(out, ", ", 2);
     }
-    failed |= buf_append_str(out, have_xff ? ", " : "X-Forwarded-For: ");
     failed |= buf_append_str(out, c->peer_text);
     failed |= buf_append_str(out, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
     failed |= buf_append_str(out, c->listener->port_text);
     failed |= buf_append(out, "\r\n", 2);
+    return failed;
+}
+
+/* The request line and Host. An absolute-form target goes on in origin form with the host it
+ * names (RFC 9112 3.2.2: the target must see the host the request was routed by); an HTTP/1.0
+ * request without Host gets the target's address, since it goes on as HTTP/1.1. */
+static int append_request_line(struct lb_client *c, const struct http1_msg *m, struct buf *out)
+{
+    bool absolute = m->form == HTTP1_FORM_ABSOLUTE;
+    int failed = buf_append(out, m->method.p, m->method.len);
+    failed |= buf_append(out, " ", 1);
+    if (absolute) {
+        failed |= buf_append(out, m->path.p, m->path.len);
+        if (m->query.p) {
+            failed |= buf_append(out, "?", 1);
+            failed |= buf_append(out, m->query.p, m->query.len);
+        }
+    } else {
+        failed |= buf_append(out, m->target.p, m->target.len);
+    }
+    failed |= buf_append_str(out, " HTTP/1.1\r\n");
+    if (absolute) {
+        failed |= buf_append_str(out, "Host: ");
+        failed |= buf_append(out, m->host.p, m->host.len);
+        failed |= buf_append(out, "\r\n", 2);
+    } else if (!m->has_host) {
+        failed |= buf_append_str(out, "Host: ");
+        failed |= buf_append_str(out, c->target->address_text);
+        failed |= buf_append(out, "\r\n", 2);
+    }
+    return failed;
+}
+
+static int build_request_head(struct lb_client *c, const struct http1_msg *m, struct buf *out)
+{
+    bool absolute = m->form == HTTP1_FORM_ABSOLUTE;
+    int failed = append_request_line(c, m, out);
+    const struct http1_header *upgrade = NULL;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct http1_header *h = &m->headers[i];
+        if (c->upgrade && name_is(h->name, "upgrade", 7))
+            upgrade = h;
+        if (dropped_request_field(m, h->name, absolute))
+            continue;
+        if (name_is(h->name, "x-request-id", 12) && !c->request_id[0])
+            copy_request_id(c, h->value);
+        failed |= append_field(out, h->name, h->value);
+    }
+    failed |= append_forwarded_for(c, m, out);
     if (!c->request_id[0]) {
         make_request_id(c->w, c->request_id, sizeof c->request_id);
         failed |= buf_append_str(out, "X-Request-Id: ");
         failed |= buf_append_str(out, c->request_id);
         failed |= buf_append(out, "\r\n", 2);
     }
-    if (upgrade)
-        failed |= buf_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
-                             (int)upgrade->value.len, upgrade->value.p);
+    if (upgrade) {
+        failed |= buf_append_str(out, "Connection: upgrade\r\n");
+        failed |= append_field(out, upgrade->name, upgrade->value);
+    }
     if (m->body == HTTP1_BODY_CHUNKED)
         failed |= buf_append_str(out, "Transfer-Encoding: chunked\r\n");
     failed |= buf_append(out, "\r\n", 2);
@@ -532,12 +581,10 @@ static int build_response_head(struct lb_client *c, const struct http1_msg *r, s
         const struct http1_header *h = &r->headers[i];
         if (r->status == 101 && name_is(h->name, "upgrade", 7))
             upgrade = h;
-        if (http1_is_hop_by_hop(r, h->name))
+        /* Trailers are dropped on the way (common/http1.h), so is their announcement. */
+        if (http1_is_hop_by_hop(r, h->name) || name_is(h->name, "trailer", 7))
             continue;
-        failed |= buf_append(out, h->name.p, h->name.len);
-        failed |= buf_append(out, ": ", 2);
-        failed |= buf_append(out, h->value.p, h->value.len);
-        failed |= buf_append(out, "\r\n", 2);
+        failed |= append_field(out, h->name, h->value);
     }
     if (r->status == 101) {
         if (upgrade)
@@ -600,13 +647,14 @@ static int take_response_head(struct lb_upstream *u)
             buf_consume(&c->in, c->request_len);
             c->replayable = false;
         }
-        count_response(c, u, r->status);
         if (r->status >= 200 || r->status == 101)
             break;
-        build_response_head(c, r, &c->ep.out); /* 100 Continue, 103 Early Hints: relayed */
+        if (!c->http10) /* 100 Continue, 103 Early Hints: relayed, never to HTTP/1.0 clients */
+            build_response_head(c, r, &c->ep.out);
         buf_consume(&u->in, r->head_len);
         u->parsed = 0;
     }
+    count_response(c, u, r->status);
     c->status = r->status;
     bool sending = u->state == UP_SENDING;
     if (sending) { /* it answered before taking the whole body: neither side can be reused */
@@ -628,10 +676,12 @@ static int take_response_head(struct lb_upstream *u)
         c->keep_alive = false;
     u->keep_alive = r->keep_alive && r->body != HTTP1_BODY_CLOSE && !sending;
     lb_body_init(&u->resp_body, r->body, r->content_length, !c->http10);
+    size_t before = buf_unread(&c->ep.out);
     if (build_response_head(c, r, &c->ep.out) < 0) {
         upstream_failed(u, 502, "the target's response head is too large");
         return -1;
     }
+    c->head_out += (int64_t)(buf_unread(&c->ep.out) - before);
     buf_consume(&u->in, r->head_len);
     u->state = UP_BODY;
     return 1;
@@ -757,34 +807,33 @@ static ssize_t read_upstream(struct lb_upstream *u)
  * says which side `from` is (they read into different kinds of buffer). */
 static int tunnel_move(struct lb_client *c, bool from_client, bool *progress)
 {
-    struct lb_endpoint *from = from_client ? &c->ep : &c->up->ep;
     struct lb_endpoint *to = from_client ? &c->up->ep : &c->ep;
     struct buf *from_in = from_client ? &c->in : &c->up->in;
-    if (!lb_endpoint_idle(to)) {
-        size_t passed, written;
-        enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
-        if (to->pass == NULL || passed)
+    for (;;) {
+        /* Bytes already read go first: those that came with the 101 head, say. */
+        if (lb_endpoint_idle(to) && buf_unread(from_in)) {
+            to->pass = buf_head(from_in);
+            to->pass_len = buf_unread(from_in);
+        }
+        if (!lb_endpoint_idle(to)) {
+            size_t passed, written;
+            enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
             buf_consume(from_in, passed);
-        *progress |= written > 0;
-        if (r == LB_FLUSH_ERROR)
-            return -1;
-        if (r == LB_FLUSH_PENDING)
+            *progress |= written > 0;
+            if (r == LB_FLUSH_ERROR)
+                return -1;
+            if (r == LB_FLUSH_PENDING)
+                return 0;
+            if (buf_unread(from_in))
+                continue; /* `out` went first; what was read waits behind it */
+        }
+        ssize_t n = from_client ? lb_client_read(c) : read_upstream(c->up);
+        if (n == -1)
             return 0;
+        if (n <= 0)
+            return -1;
+        *progress = true;
     }
-    if (!(from->events & EV_READ) && from->events != 0)
-        return 0;
-    ssize_t n = from_client ? lb_client_read(c) : read_upstream(c->up);
-    if (n == -1)
-        return 0;
-    if (n <= 0)
-        return -1;
-    *progress = true;
-    to->pass = buf_head(from_in);
-    to->pass_len = buf_unread(from_in);
-    size_t passed, written;
-    enum lb_flush r = lb_endpoint_flush(to, &passed, &written);
-    buf_consume(from_in, passed);
-    return r == LB_FLUSH_ERROR ? -1 : 0;
 }
 
 static void tunnel_update(struct lb_client *c)
