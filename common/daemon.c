@@ -44,7 +44,8 @@ enum { MAX_EXTRA_OPTIONS = 16 };
 static void build_options(const struct daemon_usage *usage, struct option *options)
 {
     static const struct option common[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, OPT_CHECK},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, OPT_CHECK},
         {"redis", required_argument, NULL, OPT_REDIS},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"admin", required_argument, NULL, OPT_ADMIN},
@@ -75,8 +76,9 @@ int daemon_args_parse(int argc, char **argv, const struct daemon_usage *usage,
                          : opt == OPT_ADMIN  ? DAEMON_TAKES_ADMIN
                                              : 0;
         if (needs && !(usage->flags & needs)) {
-            const char *name = opt == OPT_REDIS ? "--redis" : opt == OPT_LISTEN ? "--listen"
-                                                                                 : "--admin";
+            const char *name = opt == OPT_REDIS    ? "--redis"
+                               : opt == OPT_LISTEN ? "--listen"
+                                                   : "--admin";
             fprintf(stderr, "%s: option '%s' is not one of this program's (see --help)\n",
                     usage->name, name);
             return 2;
@@ -159,6 +161,11 @@ void daemon_signals_stop(struct ev_loop *loop, struct daemon_signals *s)
     ev_signal_stop(loop, &s->term);
     ev_signal_stop(loop, &s->intr);
     ev_signal_stop(loop, &s->hup);
+    /* libev restores the default actions: a second SIGTERM during the last teardown would kill
+     * the process instead of letting it exit 0. It is leaving anyway. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 }
 
 static void notify_systemd(void)

@@ -43,10 +43,10 @@ struct daemon_option {
 };
 
 struct daemon_usage {
-    const char *name;    /* "gantry-lb" */
-    const char *summary; /* one line: what the program is */
-    unsigned flags;      /* enum daemon_flag */
-    const char *extra;   /* further usage lines, or NULL */
+    const char *name;                    /* "gantry-lb" */
+    const char *summary;                 /* one line: what the program is */
+    unsigned flags;                      /* enum daemon_flag */
+    const char *extra;                   /* further usage lines, or NULL */
     const struct daemon_option *options; /* NULL-name terminated (at most 16), or NULL */
     /* Called for each of `options` in order; returns 0, or -1 after printing why it is refused. */
     int (*on_option)(void *ctx, const struct daemon_option *option, const char *arg);
@@ -68,6 +68,7 @@ struct daemon_signals {
 
 void daemon_signals_start(struct ev_loop *loop, struct daemon_signals *s, void (*on_stop)(void *),
                           void (*on_reload)(void *), void *ctx);
+/* For a daemon on its way out: the watchers stop and the three signals are ignored from then on. */
 void daemon_signals_stop(struct ev_loop *loop, struct daemon_signals *s);
 
 /* addrs: the bound addresses to announce, as text. */

@@ -72,7 +72,7 @@ void lb_client_accept(struct lb_worker *w, struct lb_wgen *wg, size_t listener, 
     ev_init(&c->timer, on_client_timer);
     c->timer.data = c;
     buf_init(&c->ep.out, LB_OUT_LIMIT * 2);
-    buf_init(&c->in, w->buf_size);
+    buf_init(&c->in, lb_client_buffer_size(&wg->gen->settings));
     c->state = CLIENT_HEAD;
     c->next = w->clients;
     if (w->clients)
@@ -228,6 +228,9 @@ static bool follow_generation(struct lb_client *c)
     c->wg->users++;
     c->listener = l;
     c->stats = c->wg->gen->listener_stats[l->index];
+    c->in.max = lb_client_buffer_size(&c->wg->gen->settings);
+    if (c->in.max < c->in.len) /* a smaller limit after a reload: what is read stays */
+        c->in.max = c->in.len;
     lb_wgen_unuse(w, old);
     return true;
 }

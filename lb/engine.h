@@ -30,6 +30,7 @@ struct lb_pool {
     size_t n_idle;
     size_t n_open; /* idle and busy */
     size_t refs;   /* generations mapping a target to it */
+    bool releasing;
 };
 
 /* A worker's view of one generation. */
@@ -51,7 +52,8 @@ struct lb_worker {
     struct ev_loop *loop;
     ev_async wake;
     struct lb_wgen *current;
-    struct lb_wgen *gens; /* current and older ones still in use */
+    struct lb_wgen *gens;    /* current and older ones still in use */
+    atomic_uint applied_gen; /* the id of current's generation, for the main thread */
     bool stopping;
     ev_timer stop_timer;
     struct lb_client *clients; /* every open client connection */
@@ -143,6 +145,8 @@ struct lb_upstream {
 /* worker.c */
 void *lb_buf_get(struct lb_worker *w);
 void lb_buf_put(struct lb_worker *w, void *mem);
+/* The largest request head a client buffer must hold under these settings. */
+size_t lb_client_buffer_size(const struct lb_settings *s);
 /* Reads from a client into c->in through the worker's scratch buffer, so that a connection holds
  * only as much memory as it has unread bytes (a growable buffer, at most buf_size). Returns bytes
  * read, 0 at EOF, -1 with EAGAIN, -2 on an error, -3 when c->in is full. */
@@ -153,6 +157,8 @@ int lb_buf_attach(struct lb_worker *w, struct buf *b);
 void lb_buf_detach(struct lb_worker *w, struct buf *b);
 struct lb_pool *lb_pool_for(struct lb_worker *w, const struct net_addr *addr);
 void lb_pool_unref(struct lb_worker *w, struct lb_pool *pool);
+/* One of the pool's connections closed: a pool no generation maps goes with its last one. */
+void lb_pool_closed_one(struct lb_worker *w, struct lb_pool *pool);
 void lb_wgen_unuse(struct lb_worker *w, struct lb_wgen *wg);
 uint64_t lb_worker_random(struct lb_worker *w);
 /* A client connection closed: a stopping worker may be done. */

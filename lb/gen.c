@@ -36,6 +36,11 @@ static void socket_release(struct lb_socket *s)
     }
 }
 
+static bool same_addr(const struct net_addr *a, const struct net_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
 /* The previous generation's socket for the same address and worker, so that a reload keeps the
  * very socket (and its accept queue) rather than opening a new one. */
 static struct lb_socket *reusable_socket(const struct lb_gen *prev, const struct net_addr *addr,
@@ -45,8 +50,8 @@ static struct lb_socket *reusable_socket(const struct lb_gen *prev, const struct
         return NULL;
     for (size_t l = 0; l < prev->n_listeners; l++) {
         struct lb_socket *s = prev->sockets[l * prev->n_workers + worker];
-        if (s->addr.len == addr->len && memcmp(&s->addr.ss, &addr->ss, addr->len) == 0)
-            return s;
+        if (same_addr(&s->addr, addr) || same_addr(&s->bound, addr))
+            return s; /* the same address, or the port a "port 0" listener got */
     }
     return NULL;
 }
@@ -91,7 +96,10 @@ static int attach_sockets(struct lb_gen *gen, const struct lb_gen *prev, char *e
                 atomic_fetch_add(&s->refs, 1);
             else if (!(s = open_socket(&addr, err, errlen)))
                 return -1;
-            s->addr = listener->listen; /* what a reload compares: the configured address */
+            if (s->refs == 1) { /* new: remember both forms a reload may name it by */
+                s->addr = listener->listen;
+                net_bound_addr(s->fd, &s->bound);
+            }
             gen->sockets[l * gen->n_workers + w] = s;
             if (w == 0)
                 learn_port(listener, s, &addr);

@@ -48,7 +48,8 @@ struct lb_settings {
 /* A listening socket; one per listener and worker, shared by the generations that keep it. */
 struct lb_socket {
     int fd;
-    struct net_addr addr;
+    struct net_addr addr;  /* as configured (port 0: any) */
+    struct net_addr bound; /* what it got */
     atomic_int refs;
 };
 
@@ -80,12 +81,13 @@ struct lb_ctx {
     struct lb_gen *_Atomic current; /* what workers switch to */
     unsigned next_gen_id;
     struct lb_stats stats;
-    atomic_long connections; /* client connections open, all workers */
-    int64_t max_connections;
+    atomic_long connections;     /* client connections open, all workers */
+    atomic_long max_connections; /* lb.max_connections, reloadable */
     bool stopping;
     ev_timer stop_timer;
-    ev_async worker_exited;
+    ev_async worker_news; /* a worker exited or applied a generation */
     atomic_int workers_running;
+    unsigned announce_gen; /* a reloaded generation to report once every worker applies it */
     struct lb_access_log *access_log;
     /* admin */
     int admin_fd;

@@ -9,6 +9,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "lb/access_log.h"
+#include "lb/engine.h"
 #include "lb/lb.h"
 
 enum { MAX_QUICK_TARGETS = 64 };
@@ -158,10 +159,11 @@ static void reload(void *arg)
         log_error("reload refused: %s; configuration %u stays in force", err, old->id);
         return;
     }
+    atomic_store(&ctx->max_connections, cfg.lb.max_connections);
     atomic_store(&ctx->current, gen);
+    ctx->announce_gen = gen->id; /* "in force" once every worker has switched to it */
     lb_workers_notify(ctx);
     lb_gen_release(old);
-    log_info("configuration %u in force", gen->id);
 }
 
 static void stop(void *arg)
@@ -173,12 +175,26 @@ static void stop(void *arg)
     lb_workers_stop(ctx);
 }
 
-static void on_worker_exited(struct ev_loop *loop, ev_async *a, int revents)
+static bool all_workers_applied(const struct lb_ctx *ctx, unsigned gen_id)
+{
+    for (size_t i = 0; i < ctx->n_workers; i++)
+        if (atomic_load(&ctx->workers[i].applied_gen) != gen_id)
+            return false;
+    return true;
+}
+
+static void on_worker_news(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
     struct lb_ctx *ctx = a->data;
-    if (atomic_load(&ctx->workers_running) == 0)
+    if (atomic_load(&ctx->workers_running) == 0) {
         ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    if (ctx->announce_gen && all_workers_applied(ctx, ctx->announce_gen)) {
+        log_info("configuration %u in force", ctx->announce_gen);
+        ctx->announce_gen = 0;
+    }
 }
 
 /* -- start ------------------------------------------------------------------------------------- */
@@ -206,7 +222,7 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
 {
     char err[256];
     ctx->n_workers = worker_count(cfg);
-    ctx->max_connections = cfg->lb.max_connections;
+    atomic_store(&ctx->max_connections, cfg->lb.max_connections);
     ctx->loop = EV_DEFAULT;
     if (lb_stats_init(&ctx->stats, ctx->n_workers) < 0 || open_access_log(ctx, cfg) < 0)
         return 1;
@@ -220,9 +236,9 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
         log_error("admin listener: %s", err);
         return 1;
     }
-    ev_async_init(&ctx->worker_exited, on_worker_exited);
-    ctx->worker_exited.data = ctx;
-    ev_async_start(ctx->loop, &ctx->worker_exited);
+    ev_async_init(&ctx->worker_news, on_worker_news);
+    ctx->worker_news.data = ctx;
+    ev_async_start(ctx->loop, &ctx->worker_news);
     daemon_signals_start(ctx->loop, &ctx->signals, stop, reload, ctx);
     if (lb_workers_start(ctx, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -241,7 +257,7 @@ static void cleanup(struct lb_ctx *ctx)
     lb_admin_stop(ctx);
     if (ctx->loop) {
         daemon_signals_stop(ctx->loop, &ctx->signals);
-        ev_async_stop(ctx->loop, &ctx->worker_exited);
+        ev_async_stop(ctx->loop, &ctx->worker_news);
     }
     lb_access_log_close(ctx->access_log, ctx->loop);
     lb_gen_release(atomic_load(&ctx->current));

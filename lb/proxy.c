@@ -59,9 +59,7 @@ void lb_upstream_close(struct lb_upstream *u)
     lb_buf_detach(w, &u->in);
     buf_free(&u->ep.out);
     free(u);
-    pool->n_open--;
-    if (pool->refs == 0)
-        lb_pool_unref(w, pool); /* the last busy connection of a pool no generation maps */
+    lb_pool_closed_one(w, pool);
 }
 
 static struct lb_upstream *upstream_alloc(struct lb_worker *w, struct lb_pool *pool, int fd)
@@ -639,7 +637,6 @@ static int take_response_head(struct lb_upstream *u)
         if (res == HTTP1_NEED_MORE)
             return 0;
         if (res == HTTP1_ERROR) {
-            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
             upstream_failed(u, 502, "the target sent an invalid response");
             return -1;
         }
@@ -912,7 +909,6 @@ static void on_upstream_timer(struct ev_loop *loop, ev_timer *t, int revents)
         lb_upstream_close(u);
         return;
     case UP_CONNECTING:
-        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
         c->attempts = 99; /* a timeout is not a closed pooled connection: no retry */
         upstream_failed(u, 504, "connecting to the target timed out");
         return;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -103,17 +104,9 @@ struct lb_pool *lb_pool_for(struct lb_worker *w, const struct net_addr *addr)
     return p;
 }
 
-/* A pool no generation maps any more closes its idle connections and goes once the busy ones are
- * done (the last lb_upstream_close() of it calls here again with refs already 0). */
-void lb_pool_unref(struct lb_worker *w, struct lb_pool *pool)
+static void pool_free_if_done(struct lb_worker *w, struct lb_pool *pool)
 {
-    if (pool->refs > 0)
-        pool->refs--;
-    if (pool->refs > 0)
-        return;
-    while (pool->idle)
-        lb_upstream_close(pool->idle);
-    if (pool->n_open > 0)
+    if (pool->refs > 0 || pool->n_open > 0 || pool->releasing)
         return;
     struct lb_pool **link = &w->pools[addr_hash(&pool->addr)];
     while (*link && *link != pool)
@@ -121,6 +114,27 @@ void lb_pool_unref(struct lb_worker *w, struct lb_pool *pool)
     if (*link)
         *link = pool->next;
     free(pool);
+}
+
+/* A pool no generation maps any more closes its idle connections and goes once the busy ones are
+ * done (the last lb_upstream_close() of it frees it). */
+void lb_pool_unref(struct lb_worker *w, struct lb_pool *pool)
+{
+    if (pool->refs > 0)
+        pool->refs--;
+    if (pool->refs > 0)
+        return;
+    pool->releasing = true; /* closing its idle connections must not free it under our feet */
+    while (pool->idle)
+        lb_upstream_close(pool->idle);
+    pool->releasing = false;
+    pool_free_if_done(w, pool);
+}
+
+void lb_pool_closed_one(struct lb_worker *w, struct lb_pool *pool)
+{
+    pool->n_open--;
+    pool_free_if_done(w, pool);
 }
 
 /* -- generations ------------------------------------------------------------------------------- */
@@ -223,6 +237,8 @@ static void switch_generation(struct lb_worker *w)
     accepts_watch(w, wg, true);
     if (old)
         lb_wgen_unuse(w, old);
+    atomic_store(&w->applied_gen, gen->id);
+    ev_async_send(w->ctx->loop, &w->ctx->worker_news);
 }
 
 /* -- accepting --------------------------------------------------------------------------------- */
@@ -243,7 +259,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
                 log_warn("accept: %s", strerror(errno));
             return; /* EAGAIN, or a transient error: the next readiness retries */
         }
-        if (atomic_fetch_add(&w->ctx->connections, 1) >= w->ctx->max_connections) {
+        if (atomic_fetch_add(&w->ctx->connections, 1) >= atomic_load(&w->ctx->max_connections)) {
             atomic_fetch_sub(&w->ctx->connections, 1);
             lb_count(wg->gen->listener_stats[listener], w->id, LB_C_REJECTED_CONNECTIONS, 1);
             close(fd);
@@ -273,13 +289,24 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
     finish_if_idle(w);
 }
 
+/* A stopping worker's listening sockets stop listening now, not when the process exits: new
+ * connections are refused at once (or go to a worker still accepting) instead of waiting in an
+ * accept queue nobody reads. The descriptors stay open until the generation lets them go. */
+static void shut_listeners(struct lb_worker *w, const struct lb_gen *gen)
+{
+    for (size_t l = 0; l < gen->n_listeners; l++)
+        shutdown(gen->sockets[l * gen->n_workers + w->id]->fd, SHUT_RDWR);
+}
+
 static void begin_stop(struct lb_worker *w)
 {
     if (w->stopping)
         return;
     w->stopping = true;
-    if (w->current)
+    if (w->current) {
         accepts_watch(w, w->current, false);
+        shut_listeners(w, w->current->gen);
+    }
     for (struct lb_client *c = w->clients, *next; c; c = next) {
         next = c->next;
         lb_client_stop(c);
@@ -355,7 +382,7 @@ static void *worker_main(void *arg)
     ev_run(w->loop, 0);
     worker_cleanup(w);
     atomic_fetch_sub(&w->ctx->workers_running, 1);
-    ev_async_send(w->ctx->loop, &w->ctx->worker_exited);
+    ev_async_send(w->ctx->loop, &w->ctx->worker_news);
     return NULL;
 }
 
@@ -381,10 +408,10 @@ const char *lb_worker_date(struct lb_worker *w)
     return w->date;
 }
 
-static size_t io_buffer_size(const struct lb_gen *gen)
+size_t lb_client_buffer_size(const struct lb_settings *s)
 {
     /* A whole request head must fit, plus room to see that it is too large. */
-    size_t size = gen->settings.limits.max_head + 1024;
+    size_t size = s->limits.max_head + 1024;
     return size < 16 * 1024 ? 16 * 1024 : size;
 }
 
@@ -400,7 +427,9 @@ int lb_workers_start(struct lb_ctx *ctx, char *err, size_t errlen)
         struct lb_worker *w = &ctx->workers[i];
         w->ctx = ctx;
         w->id = i;
-        w->buf_size = io_buffer_size(gen);
+        /* Target connections' pooled buffers and the read scratch; a client's own buffer follows
+         * max_header_size of the generation it is in (lb_client_buffer_size). */
+        w->buf_size = lb_client_buffer_size(&gen->settings);
         w->scratch = malloc(w->buf_size);
         if (!w->scratch) {
             snprintf(err, errlen, "out of memory");

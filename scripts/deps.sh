@@ -7,7 +7,7 @@ build_pkgs=(gcc make pkg-config libev-dev libhiredis-dev libcurl4-openssl-dev li
 test_pkgs=(libcmocka-dev redis-server curl python3 procps)
 fmt_pkgs=(clang-format)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-perf_pkgs=(wrk haproxy nginx-light procps)
+perf_pkgs=(wrk haproxy nginx-light procps python3)
 
 sets=("$@")
 [ ${#sets[@]} -eq 0 ] && sets=(build test)
