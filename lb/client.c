@@ -97,8 +97,10 @@ void lb_client_close(struct lb_client *c)
     ev_timer_stop(w->loop, &c->timer);
     lb_endpoint_watch(w->loop, &c->ep, 0);
     close(c->ep.fd);
-    buf_free(&c->in);
-    buf_free(&c->ep.out);
+    buf_reset(&c->in);
+    buf_reset(&c->ep.out);
+    lb_sbuf_release(w, &c->in);
+    lb_sbuf_release(w, &c->ep.out);
     free(c->log_request);
     lb_count(c->stats, w->id, LB_C_ACTIVE_CONNECTIONS, -1);
     atomic_fetch_sub(&w->ctx->connections, 1);
@@ -136,6 +138,7 @@ void lb_client_respond(struct lb_client *c, int status, const char *content_type
         c->keep_alive = false;
     c->status = status;
     struct buf *out = &c->ep.out;
+    lb_sbuf_prepare(w, out);
     buf_printf(out,
                "HTTP/1.1 %d %s\r\nServer: gantry\r\n%sContent-Type: %s\r\n"
                "Content-Length: %zu\r\n",
@@ -260,8 +263,8 @@ void lb_client_request_done(struct lb_client *c)
         process_head(c);
         return;
     }
-    buf_release(&c->in); /* an idle connection holds no buffer */
-    buf_release(&c->ep.out);
+    lb_sbuf_release(w, &c->in); /* an idle connection holds no buffer */
+    lb_sbuf_release(w, &c->ep.out);
     lb_client_arm_timer(c, settings(c)->idle_timeout_ms);
 }
 

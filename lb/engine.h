@@ -17,7 +17,11 @@
 #include "lb/io.h"
 #include "lb/lb.h"
 
-enum { LB_POOL_BUCKETS = 256, LB_OUT_LIMIT = 64 * 1024 };
+enum {
+    LB_POOL_BUCKETS = 256,
+    LB_OUT_LIMIT = 64 * 1024,
+    LB_SMALL_BLOCK = 1024, /* a request head or a response head fits: no malloc per request */
+};
 
 struct lb_upstream;
 struct lb_client;
@@ -59,9 +63,11 @@ struct lb_worker {
     struct lb_client *clients; /* every open client connection */
     size_t n_clients;
     struct lb_pool *pools[LB_POOL_BUCKETS];
-    char *scratch;   /* buf_size bytes: what clients send is read here first */
-    void *free_bufs; /* pooled I/O buffers for target connections, linked through their first
-                        bytes */
+    char *scratch;    /* buf_size bytes: what clients send is read here first */
+    void *free_bufs;  /* pooled I/O buffers for target connections, linked through their first
+                         bytes */
+    void *free_small; /* pooled LB_SMALL_BLOCK blocks, linked the same way */
+    size_t n_free_small;
     size_t n_free_bufs;
     size_t buf_size;
     uint64_t rng;
@@ -151,6 +157,12 @@ size_t lb_client_buffer_size(const struct lb_settings *s);
  * only as much memory as it has unread bytes (a growable buffer, at most buf_size). Returns bytes
  * read, 0 at EOF, -1 with EAGAIN, -2 on an error, -3 when c->in is full. */
 ssize_t lb_client_read(struct lb_client *c);
+/* Gives an empty growable buffer a pooled small block, so that a request's head and its answer
+ * cost no malloc; growing past it reallocates as usual. */
+void lb_sbuf_prepare(struct lb_worker *w, struct buf *b);
+/* An empty growable buffer gives its memory back: a small block to the pool, anything grown to the
+ * system. An idle connection holds none. */
+void lb_sbuf_release(struct lb_worker *w, struct buf *b);
 /* Gives `b` pooled memory if it has none; -1 when out of memory. */
 int lb_buf_attach(struct lb_worker *w, struct buf *b);
 /* Returns an empty buffer's memory to the pool. */

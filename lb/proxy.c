@@ -57,7 +57,8 @@ void lb_upstream_close(struct lb_upstream *u)
     close(u->ep.fd);
     buf_reset(&u->in);
     lb_buf_detach(w, &u->in);
-    buf_free(&u->ep.out);
+    buf_reset(&u->ep.out);
+    lb_sbuf_release(w, &u->ep.out);
     free(u);
     lb_pool_closed_one(w, pool);
 }
@@ -131,7 +132,7 @@ static void pool_give(struct lb_upstream *u, int64_t keepalive, int64_t idle_ms)
     u->state = UP_IDLE;
     u->parsed = 0;
     lb_buf_detach(u->w, &u->in);
-    buf_release(&u->ep.out);
+    lb_sbuf_release(u->w, &u->ep.out);
     u->next_idle = pool->idle;
     pool->idle = u;
     pool->n_idle++;
@@ -313,6 +314,7 @@ static int stage_request(struct lb_client *c, struct lb_upstream *u, const struc
     u->ep.pass = NULL;
     u->ep.pass_len = 0;
     c->staged = true;
+    lb_sbuf_prepare(c->w, &u->ep.out);
     if (build_request_head(c, m, &u->ep.out) < 0)
         return -1;
     size_t have = buf_unread(&c->in) - m->head_len;
@@ -568,6 +570,7 @@ void lb_proxy_client_readable(struct lb_client *c)
 
 static int build_response_head(struct lb_client *c, const struct http1_msg *r, struct buf *out)
 {
+    lb_sbuf_prepare(c->w, out);
     char status[4] = {(char)('0' + r->status / 100 % 10), (char)('0' + r->status / 10 % 10),
                       (char)('0' + r->status % 10), ' '};
     int failed = buf_append(out, "HTTP/1.1 ", 9);

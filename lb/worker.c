@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "lb/engine.h"
 
-enum { ACCEPT_BATCH = 64, MAX_FREE_BUFS = 64 };
+enum { ACCEPT_BATCH = 64, MAX_FREE_BUFS = 64, MAX_FREE_SMALL = 256 };
 
 /* -- pooled I/O buffers ------------------------------------------------------------------------ */
 
@@ -58,9 +58,41 @@ void lb_buf_detach(struct lb_worker *w, struct buf *b)
     *b = (struct buf){0};
 }
 
+void lb_sbuf_prepare(struct lb_worker *w, struct buf *b)
+{
+    if (b->data || b->max < LB_SMALL_BLOCK)
+        return;
+    void *mem = w->free_small;
+    if (mem) {
+        memcpy(&w->free_small, mem, sizeof(void *));
+        w->n_free_small--;
+    } else if (!(mem = malloc(LB_SMALL_BLOCK))) {
+        return; /* the append that follows will try again, and fail cleanly */
+    }
+    b->data = mem;
+    b->cap = LB_SMALL_BLOCK;
+    b->off = b->len = 0;
+}
+
+void lb_sbuf_release(struct lb_worker *w, struct buf *b)
+{
+    if (!b->data || buf_unread(b))
+        return;
+    if (b->cap == LB_SMALL_BLOCK && w->n_free_small < MAX_FREE_SMALL) {
+        memcpy(b->data, &w->free_small, sizeof(void *));
+        w->free_small = b->data;
+        w->n_free_small++;
+    } else {
+        free(b->data);
+    }
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
 ssize_t lb_client_read(struct lb_client *c)
 {
     struct lb_worker *w = c->w;
+    lb_sbuf_prepare(w, &c->in);
     size_t room = c->in.max - buf_unread(&c->in);
     if (room == 0)
         return -3;
@@ -369,6 +401,11 @@ static void worker_cleanup(struct lb_worker *w)
     while (w->free_bufs) {
         void *mem = w->free_bufs;
         memcpy(&w->free_bufs, mem, sizeof(void *));
+        free(mem);
+    }
+    while (w->free_small) {
+        void *mem = w->free_small;
+        memcpy(&w->free_small, mem, sizeof(void *));
         free(mem);
     }
     free(w->scratch);
