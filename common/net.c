@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -192,8 +193,12 @@ int net_listen(const struct net_addr *a, int backlog, bool reuseport, char *err,
         if (family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     } else {
-        /* A stale socket file from a previous run would make bind fail. */
-        unlink(((const struct sockaddr_un *)&a->ss)->sun_path);
+        /* A stale socket file from a previous run would make bind fail; anything else at that
+         * path is not ours to delete, and bind will say so. */
+        const char *path = ((const struct sockaddr_un *)&a->ss)->sun_path;
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(path);
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0) {
         snprintf(err, errlen, "bind %s: %s", net_addr_format(a, text, sizeof text),
