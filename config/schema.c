@@ -12,6 +12,7 @@
 
 static void add_error(struct cfg_errors *errors, const char *prefix, const char *fmt, va_list ap)
 {
+    errors->total++;
     if (errors->count == CFG_MAX_ERRORS) {
         errors->dropped++;
         return;
@@ -24,6 +25,7 @@ static void add_error(struct cfg_errors *errors, const char *prefix, const char 
 
 static void add_error_text(struct cfg_errors *errors, const char *prefix, const char *text)
 {
+    errors->total++;
     if (errors->count == CFG_MAX_ERRORS) {
         errors->dropped++;
         return;
@@ -333,7 +335,7 @@ static void bind_value(struct cfg_ctx *ctx, const struct cfg_key *key, enum cfg_
 
 int cfg_apply_defaults(struct cfg_ctx *ctx, const struct cfg_section *section, void *obj)
 {
-    size_t before = ctx->errors->count;
+    size_t before = ctx->errors->total;
     memset(obj, 0, section->size);
     for (size_t i = 0; i < section->n_keys; i++) {
         const struct cfg_key *key = &section->keys[i];
@@ -347,7 +349,7 @@ int cfg_apply_defaults(struct cfg_ctx *ctx, const struct cfg_section *section, v
                       section->name, key->name);
         }
     }
-    return ctx->errors->count == before ? 0 : -1;
+    return ctx->errors->total == before ? 0 : -1;
 }
 
 static const struct cfg_key *lookup_key(const struct cfg_section *section, const char *name)
@@ -392,7 +394,7 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
         origin->line = map->line;
         origin->col = map->col;
     }
-    size_t before = ctx->errors->count;
+    size_t before = ctx->errors->total;
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ynode *k = map->items[i];
         if (k->kind != YNODE_SCALAR) {
@@ -419,7 +421,7 @@ void cfg_bind_section(struct cfg_ctx *ctx, const struct cfg_section *section, vo
         snprintf(key_path, sizeof key_path, "%s%s%s", path, *path ? "." : "", key->name);
         bind_value(ctx, key, key->type, (char *)obj + key->offset, map->items[i + 1], key_path);
     }
-    if (section->check && ctx->errors->count == before)
+    if (section->check && ctx->errors->total == before)
         section->check(ctx, obj, map, path);
 }
 
@@ -467,7 +469,7 @@ int cfg_bind_file(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj
 int cfg_bind_text(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj, const char *text,
                   size_t len)
 {
-    size_t before = ctx->errors->count;
+    size_t before = ctx->errors->total;
     char err[CFG_ERROR_LEN];
     struct ynode *tree = yaml_tree_parse(ctx->arena, text, len, err, sizeof err);
     if (!tree) {
@@ -483,7 +485,7 @@ int cfg_bind_text(struct cfg_ctx *ctx, const struct cfg_section *root, void *obj
         return -1;
     }
     cfg_bind_section(ctx, root, obj, tree, "");
-    return ctx->errors->count == before ? 0 : -1;
+    return ctx->errors->total == before ? 0 : -1;
 }
 
 const char *cfg_format_value(const struct cfg_key *key, const void *obj, char *out, size_t size)

@@ -76,8 +76,9 @@ enum { CFG_MAX_ERRORS = 20, CFG_ERROR_LEN = 512 };
 
 struct cfg_errors {
     char messages[CFG_MAX_ERRORS][CFG_ERROR_LEN];
-    size_t count;
-    size_t dropped;
+    size_t count;   /* in messages */
+    size_t dropped; /* past CFG_MAX_ERRORS */
+    size_t total;   /* count + dropped: what "did this part add an error?" compares */
 };
 
 struct cfg_ctx {

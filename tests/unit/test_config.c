@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -241,6 +242,35 @@ static void test_errors_in_several_keys_are_all_reported(void **state)
     config_free(&cfg);
 }
 
+/* Past CFG_MAX_ERRORS errors are dropped but still count: a section with a failed item must not
+ * have its checks run on the half-bound item (the fuzzer found a NULL read there). */
+static void test_checks_skip_sections_with_errors_even_past_the_limit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gantry-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("demo:\n", f);
+    for (int i = 0; i < 25; i++)
+        fprintf(f, "  unknown%d: 1\n", i);
+    fputs("lb:\n  listeners:\n    - name: web\n      listen: 127.0.0.1:8080\n      rules:\n"
+          "        - priority: 1\n"
+          "          conditions: [{field: path-pattern, values: [[nested]]}]\n"
+          "          action: {type: fixed-response}\n",
+          f);
+    fclose(f);
+    const char *files[] = {path};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 1, &errors), -1);
+    unlink(path);
+    assert_int_equal(errors.count, CFG_MAX_ERRORS);
+    assert_int_equal(errors.total, 26);
+    assert_int_equal(errors.dropped, 6);
+    config_free(&cfg);
+}
+
 static void test_command_line_overrides(void **state)
 {
     (void)state;
@@ -350,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_lb_references_across_files),
         cmocka_unit_test(test_lb_example_is_what_it_says),
         cmocka_unit_test(test_errors_in_several_keys_are_all_reported),
+        cmocka_unit_test(test_checks_skip_sections_with_errors_even_past_the_limit),
         cmocka_unit_test(test_command_line_overrides),
         cmocka_unit_test(test_readme_documents_every_key_and_default),
     };
