@@ -262,15 +262,13 @@ static int append_request_line(struct lb_client *c, const struct http1_msg *m, s
         failed |= buf_append(out, m->target.p, m->target.len);
     }
     failed |= buf_append_str(out, " HTTP/1.1\r\n");
-    if (absolute) {
-        failed |= buf_append_str(out, "Host: ");
-        failed |= buf_append(out, m->host.p, m->host.len);
-        failed |= buf_append(out, "\r\n", 2);
-    } else if (!m->has_host) {
-        failed |= buf_append_str(out, "Host: ");
-        failed |= buf_append_str(out, c->target->address_text);
-        failed |= buf_append(out, "\r\n", 2);
-    }
+    const struct http1_slice host = {"Host", 4};
+    if (absolute)
+        failed |= append_field(out, host, m->host);
+    else if (!m->has_host)
+        failed |= append_field(
+            out, host,
+            (struct http1_slice){c->target->address_text, strlen(c->target->address_text)});
     return failed;
 }
 
@@ -292,9 +290,8 @@ static int build_request_head(struct lb_client *c, const struct http1_msg *m, st
     failed |= append_forwarded_for(c, m, out);
     if (!c->request_id[0]) {
         make_request_id(c->w, c->request_id, sizeof c->request_id);
-        failed |= buf_append_str(out, "X-Request-Id: ");
-        failed |= buf_append_str(out, c->request_id);
-        failed |= buf_append(out, "\r\n", 2);
+        failed |= append_field(out, (struct http1_slice){"X-Request-Id", 12},
+                               (struct http1_slice){c->request_id, strlen(c->request_id)});
     }
     if (upgrade) {
         failed |= buf_append_str(out, "Connection: upgrade\r\n");

@@ -988,6 +988,14 @@ class ReloadUnderLoadTest(LbErrorsCase):
             self.assertEqual(http_request(lb.listeners[0])[1]["x-task-id"], "t1")
         self.assertIsNone(lb.program.proc.poll(), "gantry-lb died")
 
+    def assert_serves_last_config(self, lb, task_id, fixed_body):
+        """New requests follow the last configuration: its target and its fixed response."""
+        for _ in range(4):
+            status, headers, _ = http_request(lb.listeners[0], path="/")
+            self.assertEqual((status, headers.get("x-task-id")), (200, task_id))
+        self.assertEqual(http_request(lb.listeners[0], path="/fixed")[2], fixed_body)
+        self.assertEqual(lb.metric(err_key("502")) + lb.metric(err_key("503")), 0)
+
     def test_reloads_swapping_targets_under_load_fail_no_request(self):
         lb, (b0, b1), port = self.start_reload_lb()
         load = self.run_load(lb)
@@ -999,12 +1007,7 @@ class ReloadUnderLoadTest(LbErrorsCase):
             self.assertNotIn("refused", out)
         self.check_load(load)
         self.assertEqual(lb.generation(), 1 + len(configs))
-        # New requests follow the last configuration: target t1, fixed body v4.
-        for _ in range(4):
-            status, headers, _ = http_request(lb.listeners[0], path="/")
-            self.assertEqual((status, headers.get("x-task-id")), (200, "t1"))
-        self.assertEqual(http_request(lb.listeners[0], path="/fixed")[2], b"v4")
-        self.assertEqual(lb.metric(err_key("502")) + lb.metric(err_key("503")), 0)
+        self.assert_serves_last_config(lb, "t1", b"v4")
 
     def test_reloads_switching_groups_under_load_fail_no_request(self):
         # Both targets stay in the configuration (their pools live on); the rules change.
@@ -1017,11 +1020,7 @@ class ReloadUnderLoadTest(LbErrorsCase):
             self.assertNotIn("refused", out)
         self.check_load(load)
         self.assertEqual(lb.generation(), 1 + len(steps))
-        for _ in range(4):
-            status, headers, _ = http_request(lb.listeners[0], path="/")
-            self.assertEqual((status, headers.get("x-task-id")), (200, "t1"))
-        self.assertEqual(http_request(lb.listeners[0], path="/fixed")[2], b"v6")
-        self.assertEqual(lb.metric(err_key("502")) + lb.metric(err_key("503")), 0)
+        self.assert_serves_last_config(lb, "t1", b"v6")
 
     def test_bad_config_on_reload_under_load_keeps_the_old_one(self):
         lb, (b0, b1), port = self.start_reload_lb()
