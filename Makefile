@@ -70,8 +70,11 @@ $(LIB): $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# Component libraries a program links besides its own directory (the CLI follows Redis like lb).
+EXTRA_LIBS_gantry := $(O)/liblb.a
+
 define program_rule
-$(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(LIB)
+$(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(EXTRA_LIBS_$(1)) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
 endef
