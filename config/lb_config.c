@@ -41,14 +41,158 @@ static void check_target(struct cfg_ctx *ctx, void *obj, const struct ynode *map
 static const struct cfg_section target_section = {"target", CFG_KEYS(target_keys),
                                                   sizeof(struct lb_target_cfg), check_target};
 
+/* RFC 9110 5.6.2 token: what a header name may be made of. */
+static bool is_token(const char *v)
+{
+    if (!*v)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return false;
+    return true;
+}
+
+static const char *const targets_from_names[] = {"config", "redis", NULL};
+static const char *const stickiness_types[] = {"lb_cookie", "app_cookie", NULL};
+
+bool lb_matcher_matches(const struct lb_matcher *m, int status)
+{
+    for (int i = 0; i < m->n; i++)
+        if (status >= m->lo[i] && status <= m->hi[i])
+            return true;
+    return false;
+}
+
+/* ALB's matcher syntax: codes from 200 to 499, single, ranged with '-', listed with ','. */
+static int parse_matcher(const char *text, struct lb_matcher *m)
+{
+    m->n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (end == p)
+            return -1;
+        if (*end == '-') {
+            p = end + 1;
+            hi = strtol(p, &end, 10);
+            if (end == p)
+                return -1;
+        }
+        if (lo < 200 || hi > 499 || lo > hi || m->n == LB_MATCHER_RANGES)
+            return -1;
+        m->lo[m->n] = (int)lo;
+        m->hi[m->n++] = (int)hi;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return m->n ? 0 : -1;
+}
+
+static const struct cfg_key health_check_keys[] = {
+    {"enabled", CFG_BOOL, offsetof(struct lb_health_check_cfg, enabled), "true",
+     .help = "whether targets are checked; unchecked targets count as healthy"},
+    {"path", CFG_STRING, offsetof(struct lb_health_check_cfg, path), "/", .max = 1024,
+     .help = "the path of the GET request"},
+    {"port", CFG_STRING, offsetof(struct lb_health_check_cfg, port), "traffic-port", .max = 16,
+     .help = "traffic-port (the target's own) or a port number"},
+    {"interval", CFG_DURATION, offsetof(struct lb_health_check_cfg, interval_ms), "30s", 100,
+     300000, .help = "time between two checks of a target"},
+    {"timeout", CFG_DURATION, offsetof(struct lb_health_check_cfg, timeout_ms), "5s", 100, 120000,
+     .help = "time a check may take; more is a failure (Target.Timeout)"},
+    {"healthy_threshold", CFG_INT, offsetof(struct lb_health_check_cfg, healthy_threshold), "5", 1,
+     10, .help = "checks in a row an unhealthy target must pass to be healthy again"},
+    {"unhealthy_threshold", CFG_INT, offsetof(struct lb_health_check_cfg, unhealthy_threshold), "2",
+     1, 10, .help = "checks in a row a target must fail to be unhealthy"},
+    {"matcher", CFG_STRING, offsetof(struct lb_health_check_cfg, matcher), "200", .max = 64,
+     .help = "the statuses that pass: 200, 200-299, 200,302"},
+};
+
+static void check_health_check(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
+                               const char *path)
+{
+    struct lb_health_check_cfg *hc = obj;
+    if (parse_matcher(hc->matcher, &hc->codes) < 0)
+        cfg_error_at_key(ctx, map, "matcher",
+                         "invalid value '%s' for '%s.matcher' (expected codes from 200 to 499 such "
+                         "as 200, 200-299 or 200,302)",
+                         hc->matcher, path);
+    char *end;
+    long port = strtol(hc->port, &end, 10);
+    if (strcmp(hc->port, "traffic-port") == 0)
+        hc->port_number = 0;
+    else if (*hc->port >= '0' && *hc->port <= '9' && *end == '\0' && port >= 1 && port <= 65535)
+        hc->port_number = (int)port;
+    else
+        cfg_error_at_key(ctx, map, "port",
+                         "invalid value '%s' for '%s.port' (expected traffic-port or a port from 1 "
+                         "to 65535)",
+                         hc->port, path);
+    if (hc->path[0] != '/' || strpbrk(hc->path, " \r\n\t"))
+        cfg_error_at_key(ctx, map, "path",
+                         "invalid value '%s' for '%s.path' (expected a path starting with / and "
+                         "without spaces)",
+                         hc->path, path);
+    if (hc->timeout_ms >= hc->interval_ms)
+        cfg_error_at_key(ctx, map, "timeout",
+                         "'%s.timeout' must be shorter than '%s.interval' (expected timeout < "
+                         "interval)",
+                         path, path);
+}
+static const struct cfg_section health_check_section = {"health_check", CFG_KEYS(health_check_keys),
+                                                        sizeof(struct lb_health_check_cfg),
+                                                        check_health_check};
+
+static const struct cfg_key stickiness_keys[] = {
+    {"enabled", CFG_BOOL, offsetof(struct lb_stickiness_cfg, enabled), "false",
+     .help = "keep a client on one target"},
+    {"type", CFG_ENUM, offsetof(struct lb_stickiness_cfg, type), "lb_cookie",
+     .choices = stickiness_types,
+     .help = "lb_cookie: a cookie of the balancer's; app_cookie: follow the application's cookie"},
+    {"duration", CFG_DURATION, offsetof(struct lb_stickiness_cfg, duration_ms), "1d", 1000,
+     604800000, .help = "how long the balancer's cookie lasts"},
+    {"cookie_name", CFG_STRING, offsetof(struct lb_stickiness_cfg, cookie_name), NULL, .max = 64,
+     .help = "app_cookie: the application's cookie name"},
+};
+
+static void check_stickiness(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
+                             const char *path)
+{
+    const struct lb_stickiness_cfg *st = obj;
+    if (st->enabled && st->type == LB_STICKY_APP_COOKIE && !st->cookie_name)
+        cfg_error(ctx, map, "'%s' of type app_cookie needs a 'cookie_name'", path);
+    if (st->cookie_name && !is_token(st->cookie_name))
+        cfg_error_at_key(ctx, map, "cookie_name",
+                         "invalid cookie name '%s' for '%s.cookie_name' (expected letters, digits "
+                         "and !#$%%&'*+-.^_`|~)",
+                         st->cookie_name, path);
+}
+static const struct cfg_section stickiness_section = {
+    "stickiness", CFG_KEYS(stickiness_keys), sizeof(struct lb_stickiness_cfg), check_stickiness};
+
 static const struct cfg_key target_group_keys[] = {
     {"name", CFG_STRING, offsetof(struct lb_target_group_cfg, name), NULL, .max = 32,
      .help = "the group's name, referred to by forward actions (letters, digits, '-' and '_')"},
     {"algorithm", CFG_ENUM, offsetof(struct lb_target_group_cfg, algorithm), "round_robin",
      .choices = lb_algorithm_names, .help = "how a request picks a target"},
+    {"targets_from", CFG_ENUM, offsetof(struct lb_target_group_cfg, targets_from), "config",
+     .choices = targets_from_names,
+     .help = "config: `targets` below; redis: the members gantry-core registers (docs/redis.md)"},
     {"targets", CFG_LIST, offsetof(struct lb_target_group_cfg, targets), NULL,
      .section = &target_section, LIST_OF(CFG_SECTION), .max_items = 1000,
      .help = "the targets: a list of {address, weight}"},
+    {"health_check", CFG_SECTION, offsetof(struct lb_target_group_cfg, health_check), NULL,
+     .section = &health_check_section, .help = "active health checks"},
+    {"deregistration_delay", CFG_DURATION,
+     offsetof(struct lb_target_group_cfg, deregistration_delay_ms), "300s", 0, 3600000,
+     .help = "how long a deregistered target may finish its requests"},
+    {"slow_start", CFG_DURATION, offsetof(struct lb_target_group_cfg, slow_start_ms), "0s", 0,
+     900000, .help = "a newly healthy target's share ramps up over this; 0: off"},
+    {"stickiness", CFG_SECTION, offsetof(struct lb_target_group_cfg, stickiness), NULL,
+     .section = &stickiness_section, .help = "sticky sessions"},
 };
 
 static bool valid_name(const char *name)
@@ -268,17 +412,6 @@ static void check_condition_value(struct cfg_ctx *ctx, const struct lb_condition
                       : "an upper-case method name such as GET");
 }
 
-/* RFC 9110 5.6.2 token: what a header name may be made of. */
-static bool is_token(const char *v)
-{
-    if (!*v)
-        return false;
-    for (const char *p = v; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-            return false;
-    return true;
-}
-
 static void check_condition(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
                             const char *path)
 {
@@ -408,6 +541,11 @@ static const struct cfg_key lb_keys[] = {
      "30s", 100, 3600000, .help = "how long an idle pooled target connection is kept"},
     {"max_upstream_connections", CFG_INT, offsetof(struct config_lb, max_upstream_connections),
      "10000", 1, 1000000, .help = "connections open at once to one target, per worker"},
+    {"retries", CFG_INT, offsetof(struct config_lb, retries), "2", 0, 10,
+     .help = "other targets a request may be tried on when its target cannot be reached"},
+    {"retry_idempotent", CFG_BOOL, offsetof(struct config_lb, retry_idempotent), "false",
+     .help = "also retry an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) the "
+             "target may have seen, when it closed without answering"},
     {"access_log", CFG_SECTION, offsetof(struct config_lb, access_log), NULL,
      .section = &access_log_section, .help = "the access log"},
     {"listeners", CFG_LIST, offsetof(struct config_lb, listeners), NULL,
@@ -502,6 +640,12 @@ static void validate_listener(struct cfg_ctx *ctx, struct config_lb *lb, size_t 
 void lb_config_validate(struct cfg_ctx *ctx, struct config_lb *lb)
 {
     struct lb_target_group_cfg *groups = lb->target_groups.items;
+    for (size_t i = 0; i < lb->target_groups.count; i++)
+        if (groups[i].targets_from == LB_TARGETS_FROM_REDIS) /* until gantry-lb follows Redis */
+            cfg_error_at(ctx, &groups[i].origin,
+                         "target group '%s': targets_from: redis is not available yet "
+                         "(expected config)",
+                         groups[i].name);
     for (size_t i = 0; i < lb->target_groups.count; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(groups[i].name, groups[j].name) == 0)

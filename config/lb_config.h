@@ -31,12 +31,49 @@ struct lb_target_cfg {
     int64_t weight;
 };
 
+enum lb_targets_from { LB_TARGETS_FROM_CONFIG, LB_TARGETS_FROM_REDIS };
+enum lb_stickiness_type { LB_STICKY_LB_COOKIE, LB_STICKY_APP_COOKIE };
+
+/* "200", "200-299" or "200,302": up to LB_MATCHER_RANGES ranges of status codes. */
+enum { LB_MATCHER_RANGES = 8 };
+struct lb_matcher {
+    int n;
+    int lo[LB_MATCHER_RANGES], hi[LB_MATCHER_RANGES];
+};
+
+struct lb_health_check_cfg {
+    bool enabled;
+    const char *path;
+    const char *port; /* "traffic-port" or a number */
+    int64_t interval_ms;
+    int64_t timeout_ms;
+    int64_t healthy_threshold;
+    int64_t unhealthy_threshold;
+    const char *matcher;
+    struct lb_matcher codes; /* matcher, parsed */
+    int port_number;         /* 0: the traffic port */
+};
+
+struct lb_stickiness_cfg {
+    bool enabled;
+    int type; /* enum lb_stickiness_type */
+    int64_t duration_ms;
+    const char *cookie_name; /* app_cookie: the application's cookie */
+};
+
 struct lb_target_group_cfg {
     struct cfg_origin origin;
     const char *name;
     int algorithm;           /* enum lb_algorithm */
+    int targets_from;        /* enum lb_targets_from */
     struct cfg_list targets; /* struct lb_target_cfg */
+    struct lb_health_check_cfg health_check;
+    int64_t deregistration_delay_ms;
+    int64_t slow_start_ms;
+    struct lb_stickiness_cfg stickiness;
 };
+
+bool lb_matcher_matches(const struct lb_matcher *m, int status);
 
 struct lb_weighted_group_cfg {
     const char *name;
@@ -96,6 +133,8 @@ struct config_lb {
     int64_t upstream_keepalive;
     int64_t upstream_idle_timeout_ms;
     int64_t max_upstream_connections;
+    int64_t retries;
+    bool retry_idempotent;
     struct lb_access_log_cfg access_log;
     struct cfg_list listeners;     /* struct lb_listener_cfg */
     struct cfg_list target_groups; /* struct lb_target_group_cfg */

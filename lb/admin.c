@@ -38,10 +38,15 @@ static void render_targets(struct lb_ctx *ctx, struct buf *out)
         json_t *targets = json_array();
         for (uint32_t t = 0; t < group->n_targets; t++) {
             const struct lb_target *target = &group->targets[t];
-            json_array_append_new(targets,
-                                  json_pack("{s:s, s:i, s:i}", "address", target->address_text,
-                                            "weight", (json_int_t)target->weight, "outstanding",
-                                            (json_int_t)lb_target_outstanding(target)));
+            const struct lb_tstate *h = target->health;
+            int reason = atomic_load(&h->reason);
+            json_array_append_new(
+                targets, json_pack("{s:s, s:i, s:i, s:s, s:s, s:I}", "address",
+                                   target->address_text, "weight", (json_int_t)target->weight,
+                                   "outstanding", (json_int_t)lb_target_outstanding(target),
+                                   "state", lb_target_state_names[lb_tstate_state(h)], "reason",
+                                   lb_target_reason_names[reason], "since",
+                                   (json_int_t)atomic_load(&h->since_ms)));
         }
         json_array_append_new(groups,
                               json_pack("{s:s, s:s, s:o}", "name", group->name, "algorithm",
@@ -56,6 +61,26 @@ static void render_targets(struct lb_ctx *ctx, struct buf *out)
     json_decref(root);
 }
 
+/* ALB's HealthyHostCount and UnHealthyHostCount: draining and unused targets are in neither. */
+static void render_host_counts(const struct lb_gen *gen, struct buf *out)
+{
+    static const char *const names[2] = {"gantry_lb_healthy_hosts", "gantry_lb_unhealthy_hosts"};
+    for (int kind = 0; kind < 2; kind++) {
+        buf_printf(out, "# HELP %s Targets %s, per target group.\n# TYPE %s gauge\n", names[kind],
+                   kind ? "unhealthy or not yet checked" : "healthy", names[kind]);
+        for (uint32_t g = 0; g < gen->routes->n_groups; g++) {
+            const struct lb_target_group *group = &gen->routes->groups[g];
+            int n = 0;
+            for (uint32_t t = 0; t < group->n_targets; t++) {
+                int state = lb_tstate_state(group->targets[t].health);
+                n += kind ? (state == LB_TARGET_UNHEALTHY || state == LB_TARGET_INITIAL)
+                          : state == LB_TARGET_HEALTHY;
+            }
+            buf_printf(out, "%s{target_group=\"%s\"} %d\n", names[kind], group->name, n);
+        }
+    }
+}
+
 static void render_metrics(struct lb_ctx *ctx, struct buf *out)
 {
     lb_stats_render(&ctx->stats, out);
@@ -65,6 +90,7 @@ static void render_metrics(struct lb_ctx *ctx, struct buf *out)
                "+1 per successful reload).\n# TYPE gantry_lb_config_generation gauge\n"
                "gantry_lb_config_generation %u\n",
                gen->id);
+    render_host_counts(gen, out);
     buf_printf(out,
                "# HELP gantry_lb_workers Worker threads.\n# TYPE gantry_lb_workers gauge\n"
                "gantry_lb_workers %zu\n",

@@ -90,10 +90,7 @@ void lb_client_close(struct lb_client *c)
     struct lb_worker *w = c->w;
     if (c->up)
         lb_proxy_abort(c);
-    if (c->target) {
-        lb_target_end(c->target);
-        c->target = NULL;
-    }
+    lb_client_release_target(c);
     ev_timer_stop(w->loop, &c->timer);
     lb_endpoint_watch(w->loop, &c->ep, 0);
     close(c->ep.fd);
@@ -246,10 +243,7 @@ void lb_client_request_done(struct lb_client *c)
     log_access(c);
     free(c->log_request);
     c->log_request = NULL;
-    if (c->target) {
-        lb_target_end(c->target);
-        c->target = NULL;
-    }
+    lb_client_release_target(c);
     c->served_one = true;
     if (!c->keep_alive || w->stopping || !follow_generation(c)) {
         lb_client_close(c);
@@ -350,7 +344,9 @@ static void handle_request(struct lb_client *c, struct http1_msg *m)
     c->head_out = 0;
     c->status = 0;
     c->request_id[0] = '\0';
-    c->attempts = 0;
+    c->retries = 0;
+    c->replayed = false;
+    c->n_tried = 0;
     c->group = NULL;
     c->staged = false;
     c->replayable = false;

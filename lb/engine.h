@@ -21,6 +21,7 @@ enum {
     LB_POOL_BUCKETS = 256,
     LB_OUT_LIMIT = 64 * 1024,
     LB_SMALL_BLOCK = 1024, /* a request head or a response head fits: no malloc per request */
+    LB_MAX_TRIED = 12,     /* lb.retries is at most 10 */
 };
 
 struct lb_upstream;
@@ -117,7 +118,10 @@ struct lb_client {
     struct lb_upstream *up;
     struct lb_target_group *group;
     const struct lb_target *target;
-    unsigned attempts;
+    unsigned retries;             /* other targets tried after the first failed */
+    bool replayed;                /* sent again on a new connection to the same target */
+    uint32_t tried[LB_MAX_TRIED]; /* target indices that failed this request */
+    unsigned n_tried;
     char request_id[40];
     char *log_request; /* "METHOD target host" copy, only when the access log is on */
 };
@@ -196,6 +200,8 @@ void lb_client_flush(struct lb_client *c);
 void lb_client_arm_timer(struct lb_client *c, int64_t ms);
 
 /* proxy.c */
+/* The request's target is done with it (answered, failed or closed). */
+void lb_client_release_target(struct lb_client *c);
 void lb_proxy_start(struct lb_client *c, struct lb_target_group *group);
 /* The client side has bytes to move or room to write: continue the exchange. */
 void lb_proxy_client_readable(struct lb_client *c);

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "lb/lb.h"
+#include "lb/sticky.h"
 
 enum { LISTEN_BACKLOG = 4096 };
 
@@ -24,6 +25,8 @@ static void settings_from_config(struct lb_settings *s, const struct config_lb *
     s->max_body_size = lb->max_body_size;
     s->upstream_keepalive = lb->upstream_keepalive;
     s->max_upstream_connections = lb->max_upstream_connections;
+    s->retries = lb->retries;
+    s->retry_idempotent = lb->retry_idempotent;
     s->access_log = lb->access_log.enabled;
     s->access_log_format = lb->access_log.format;
 }
@@ -121,8 +124,33 @@ static int attach_stats(struct lb_gen *gen, struct lb_stats *stats)
     return 0;
 }
 
+static void detach_health(struct lb_gen *gen)
+{
+    for (uint32_t g = 0; gen->routes && g < gen->routes->n_groups; g++)
+        for (uint32_t t = 0; t < gen->routes->groups[g].n_targets; t++)
+            lb_health_put(&gen->ctx->health, gen->routes->groups[g].targets[t].health);
+}
+
+/* Every target shares the state of its (group, address) with the generations before it, so that
+ * a reload keeps what the checks learned. */
+static int attach_health(struct lb_gen *gen, const struct config_lb *lb)
+{
+    for (uint32_t g = 0; g < gen->routes->n_groups; g++) {
+        struct lb_target_group *group = &gen->routes->groups[g];
+        const struct lb_target_group_cfg *cfg = lb_config_find_group(lb, group->name);
+        for (uint32_t t = 0; t < group->n_targets; t++) {
+            struct lb_target *target = &group->targets[t];
+            target->health = lb_health_get(&gen->ctx->health, cfg, &target->address, true);
+            if (!target->health)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static void gen_free(struct lb_gen *gen)
 {
+    detach_health(gen);
     if (gen->sockets)
         for (size_t i = 0; i < gen->n_listeners * gen->n_workers; i++)
             socket_release(gen->sockets[i]);
@@ -158,6 +186,11 @@ struct lb_gen *lb_gen_build(struct lb_ctx *ctx, const struct gantry_config *cfg,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    lb_sticky_setup(gen->routes, &cfg->lb);
+    if (attach_health(gen, &cfg->lb) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (attach_sockets(gen, previous, err, errlen) < 0)
         goto fail;
     return gen;
@@ -173,6 +206,29 @@ void lb_gen_retain(struct lb_gen *gen)
 
 void lb_gen_release(struct lb_gen *gen)
 {
-    if (gen && atomic_fetch_sub(&gen->refs, 1) == 1)
+    if (!gen || atomic_fetch_sub(&gen->refs, 1) != 1)
+        return;
+    struct lb_ctx *ctx = gen->ctx;
+    if (pthread_equal(pthread_self(), ctx->main_thread)) {
         gen_free(gen);
+        return;
+    }
+    pthread_mutex_lock(&ctx->dead_lock);
+    gen->next_dead = ctx->dead;
+    ctx->dead = gen;
+    pthread_mutex_unlock(&ctx->dead_lock);
+    ev_async_send(ctx->loop, &ctx->worker_news);
+}
+
+void lb_gen_reap(struct lb_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->dead_lock);
+    struct lb_gen *dead = ctx->dead;
+    ctx->dead = NULL;
+    pthread_mutex_unlock(&ctx->dead_lock);
+    while (dead) {
+        struct lb_gen *next = dead->next_dead;
+        gen_free(dead);
+        dead = next;
+    }
 }

@@ -24,6 +24,7 @@
 #include "common/net.h"
 #include "config/config.h"
 #include "lb/balancer.h"
+#include "lb/health.h"
 #include "lb/router.h"
 #include "lb/stats.h"
 
@@ -41,6 +42,8 @@ struct lb_settings {
     int64_t max_body_size;
     int64_t upstream_keepalive;
     int64_t max_upstream_connections;
+    int64_t retries;
+    bool retry_idempotent;
     bool access_log;
     int access_log_format;
 };
@@ -56,6 +59,7 @@ struct lb_socket {
 struct lb_ctx;
 
 struct lb_gen {
+    struct lb_gen *next_dead; /* freed by the main thread, which owns target health */
     atomic_int refs;
     unsigned id;
     struct lb_ctx *ctx;
@@ -81,6 +85,11 @@ struct lb_ctx {
     struct lb_gen *_Atomic current; /* what workers switch to */
     unsigned next_gen_id;
     struct lb_stats stats;
+    struct lb_health health; /* main thread */
+    pthread_t main_thread;
+    pthread_mutex_t dead_lock;
+    struct lb_gen *dead; /* released on a worker thread, to free on the main one */
+    ev_timer health_poll;
     atomic_long connections;     /* client connections open, all workers */
     atomic_long max_connections; /* lb.max_connections, reloadable */
     bool stopping;
@@ -99,7 +108,10 @@ struct lb_ctx {
 struct lb_gen *lb_gen_build(struct lb_ctx *ctx, const struct gantry_config *cfg,
                             const struct lb_gen *previous, char *err, size_t errlen);
 void lb_gen_retain(struct lb_gen *gen);
+/* Any thread; the last release frees the generation on the main thread (lb_gen_reap). */
 void lb_gen_release(struct lb_gen *gen);
+/* Main thread: frees the generations workers let go of. */
+void lb_gen_reap(struct lb_ctx *ctx);
 
 /* worker.c */
 int lb_workers_start(struct lb_ctx *ctx, char *err, size_t errlen);

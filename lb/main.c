@@ -183,10 +183,28 @@ static bool all_workers_applied(const struct lb_ctx *ctx, unsigned gen_id)
     return true;
 }
 
+static void on_health_changed(void *arg, struct lb_tstate *t, int old_state)
+{
+    (void)arg;
+    int state = lb_tstate_state(t), reason = atomic_load(&t->reason);
+    log_info("target %s %s: %s -> %s%s%s%s", t->group, t->addr_text,
+             lb_target_state_names[old_state], lb_target_state_names[state], reason ? " (" : "",
+             lb_target_reason_names[reason], reason ? ")" : "");
+}
+
+static void on_health_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lb_health_poll(&((struct lb_ctx *)w->data)->health);
+}
+
 static void on_worker_news(struct ev_loop *loop, ev_async *a, int revents)
 {
     (void)revents;
     struct lb_ctx *ctx = a->data;
+    lb_gen_reap(ctx);
+    lb_health_poll(&ctx->health);
     if (atomic_load(&ctx->workers_running) == 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -224,6 +242,13 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
     ctx->n_workers = worker_count(cfg);
     atomic_store(&ctx->max_connections, cfg->lb.max_connections);
     ctx->loop = EV_DEFAULT;
+    ctx->main_thread = pthread_self();
+    pthread_mutex_init(&ctx->dead_lock, NULL);
+    struct lb_health_hooks hooks = {on_health_changed, ctx};
+    lb_health_init(&ctx->health, ctx->loop, &hooks);
+    ev_timer_init(&ctx->health_poll, on_health_poll, 0.1, 0.1);
+    ctx->health_poll.data = ctx;
+    ev_timer_start(ctx->loop, &ctx->health_poll);
     if (lb_stats_init(&ctx->stats, ctx->n_workers) < 0 || open_access_log(ctx, cfg) < 0)
         return 1;
     struct lb_gen *gen = lb_gen_build(ctx, cfg, NULL, err, sizeof err);
@@ -261,6 +286,12 @@ static void cleanup(struct lb_ctx *ctx)
     }
     lb_access_log_close(ctx->access_log, ctx->loop);
     lb_gen_release(atomic_load(&ctx->current));
+    if (ctx->loop) {
+        lb_gen_reap(ctx);
+        ev_timer_stop(ctx->loop, &ctx->health_poll);
+        lb_health_free(&ctx->health);
+        pthread_mutex_destroy(&ctx->dead_lock);
+    }
     if (ctx->stats.process)
         lb_stats_free(&ctx->stats);
 }

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "lb/engine.h"
+#include "lb/sticky.h"
 
 static void on_upstream_io(struct ev_loop *loop, ev_io *io, int revents);
 static void on_upstream_timer(struct ev_loop *loop, ev_timer *t, int revents);
@@ -373,33 +374,82 @@ static void respond_gateway_error(struct lb_client *c, int status, const char *d
     lb_client_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, false);
 }
 
-static struct lb_upstream *open_upstream(struct lb_client *c);
+/* Why an exchange with a target failed before a byte of its response. */
+enum lb_failure {
+    FAIL_CONNECT,         /* refused, unreachable: the target never saw the request */
+    FAIL_CONNECT_TIMEOUT, /* the same, slowly */
+    FAIL_CLOSED,          /* closed or reset after the request went: it may have seen it */
+    FAIL_BAD_RESPONSE,
+    FAIL_TIMEOUT, /* no answer in time */
+    FAIL_INTERNAL,
+};
 
-/* The target failed before a byte of response. A reused connection the target had closed is not
- * the client's problem: the request goes again on a new one if it is still whole. */
-static void upstream_failed(struct lb_upstream *u, int status, const char *detail)
+static bool is_idempotent(enum http1_method m)
 {
-    struct lb_client *c = u->client;
-    bool retry = u->reused && c->replayable && status == 502 && c->attempts < 2;
-    lb_upstream_close(u);
-    c->up = NULL;
-    if (!retry) {
-        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
-        respond_gateway_error(c, status, detail);
+    return m == HTTP1_METHOD_GET || m == HTTP1_METHOD_HEAD || m == HTTP1_METHOD_PUT ||
+           m == HTTP1_METHOD_DELETE || m == HTTP1_METHOD_OPTIONS || m == HTTP1_METHOD_TRACE;
+}
+
+enum retry { NO_RETRY, RETRY_SAME_TARGET, RETRY_OTHER_TARGET };
+
+/* A request is sent again only while it is whole in the client's buffer, and never to a target
+ * that may have seen it unless it is idempotent and the configuration allows it. A pooled
+ * connection the target had closed is not the target's failure: the same target gets the request
+ * on a new connection, once. */
+static enum retry retry_for(const struct lb_client *c, const struct lb_upstream *u,
+                            enum lb_failure kind)
+{
+    if (!c->replayable)
+        return NO_RETRY;
+    if (kind == FAIL_CLOSED && u && u->reused && !c->replayed)
+        return RETRY_SAME_TARGET;
+    if (c->retries >= settings(c)->retries)
+        return NO_RETRY;
+    if (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT)
+        return RETRY_OTHER_TARGET;
+    if (kind == FAIL_CLOSED && settings(c)->retry_idempotent && is_idempotent(c->method))
+        return RETRY_OTHER_TARGET;
+    return NO_RETRY;
+}
+
+static const struct lb_target *pick_target(struct lb_client *c);
+static struct lb_upstream *open_upstream(struct lb_client *c, bool fresh);
+static void exchange_failed(struct lb_client *c, enum lb_failure kind, int status,
+                            const char *detail);
+
+static void target_begin(struct lb_client *c, const struct lb_target *t)
+{
+    c->target = t;
+    lb_target_begin(t);
+    atomic_fetch_add_explicit(&t->health->inflight, 1, memory_order_relaxed);
+}
+
+void lb_client_release_target(struct lb_client *c)
+{
+    if (!c->target)
         return;
-    }
-    lb_count(group_stats(c), c->w->id, LB_C_RETRIES, 1);
+    lb_target_end(c->target);
+    atomic_fetch_sub_explicit(&c->target->health->inflight, 1, memory_order_relaxed);
+    c->target = NULL;
+}
+
+/* Sends the request (whole in the client's buffer) again, on target t. */
+static void resend(struct lb_client *c, bool fresh)
+{
     struct http1_msg *m = &c->w->msg;
     if (http1_parse_request(buf_head(&c->in), c->request_len, 0, &settings(c)->limits, m) !=
         HTTP1_DONE) {
-        respond_gateway_error(c, 502, "internal error replaying the request");
+        exchange_failed(c, FAIL_INTERNAL, 502, "internal error replaying the request");
         return;
     }
     c->request_id[0] = '\0';
-    if (!(u = open_upstream(c)))
+    struct lb_upstream *u = open_upstream(c, fresh);
+    if (!u)
         return;
     if (stage_request(c, u, m) < 0) {
-        upstream_failed(u, 502, "request too large to forward");
+        lb_upstream_close(u);
+        c->up = NULL;
+        exchange_failed(c, FAIL_INTERNAL, 502, "request too large to forward");
         return;
     }
     if (u->state == UP_SENDING)
@@ -408,21 +458,67 @@ static void upstream_failed(struct lb_upstream *u, int status, const char *detai
         lb_endpoint_watch(c->w->loop, &u->ep, EV_WRITE);
 }
 
-/* A connection for c's target: the pool's newest idle one, else a new one. NULL after answering
- * the client when none can be had. */
-static struct lb_upstream *open_upstream(struct lb_client *c)
+static void exchange_failed_on(struct lb_client *c, const struct lb_upstream *u,
+                               enum lb_failure kind, int status, const char *detail)
+{
+    enum retry retry = retry_for(c, u, kind);
+    if (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT) {
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+        lb_tstate_mark_down(c->target->health); /* no waiting for the next check */
+    } else if (retry == NO_RETRY && kind != FAIL_INTERNAL) {
+        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+    }
+    if (retry == RETRY_OTHER_TARGET) {
+        if (c->n_tried < LB_MAX_TRIED)
+            c->tried[c->n_tried++] = c->target->index;
+        lb_client_release_target(c);
+        const struct lb_target *next = pick_target(c);
+        if (!next) {
+            respond_gateway_error(c, status, detail);
+            return;
+        }
+        c->retries++;
+        target_begin(c, next);
+    } else if (retry == RETRY_SAME_TARGET) {
+        c->replayed = true;
+    } else {
+        respond_gateway_error(c, status, detail);
+        return;
+    }
+    lb_count(group_stats(c), c->w->id, LB_C_RETRIES, 1);
+    resend(c, retry == RETRY_SAME_TARGET);
+}
+
+static void exchange_failed(struct lb_client *c, enum lb_failure kind, int status,
+                            const char *detail)
+{
+    exchange_failed_on(c, NULL, kind, status, detail);
+}
+
+/* The target failed before a byte of response: close its connection, then retry or answer. */
+static void upstream_failed(struct lb_upstream *u, enum lb_failure kind, int status,
+                            const char *detail)
+{
+    struct lb_client *c = u->client;
+    struct lb_upstream copy = *u; /* what retry_for needs to know of it, once it is closed */
+    lb_upstream_close(u);
+    c->up = NULL;
+    exchange_failed_on(c, &copy, kind, status, detail);
+}
+
+/* A connection for c's target: the pool's newest idle one (unless fresh), else a new one. NULL
+ * after the failure was handled (a retry or an answer). */
+static struct lb_upstream *open_upstream(struct lb_client *c, bool fresh)
 {
     struct lb_pool *pool = c->wg->pools[c->group->index][c->target->index];
-    c->attempts++;
-    struct lb_upstream *u = c->attempts == 1 ? pool_take(pool) : NULL;
+    struct lb_upstream *u = fresh ? NULL : pool_take(pool);
     if (u) {
         lb_count(group_stats(c), c->w->id, LB_C_TARGET_REUSED_CONNECTIONS, 1);
     } else {
         bool failed;
         u = upstream_connect(c->w, pool, &failed);
         if (!u) {
-            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
-            respond_gateway_error(c, 502, "the target refused the connection");
+            exchange_failed(c, FAIL_CONNECT, 502, "the target refused the connection");
             return NULL;
         }
         lb_count(group_stats(c), c->w->id, LB_C_TARGET_NEW_CONNECTIONS, 1);
@@ -440,15 +536,83 @@ static struct lb_upstream *open_upstream(struct lb_client *c)
 
 /* -- starting ---------------------------------------------------------------------------------- */
 
+static bool tried(const struct lb_client *c, uint32_t index)
+{
+    for (unsigned i = 0; i < c->n_tried; i++)
+        if (c->tried[i] == index)
+            return true;
+    return false;
+}
+
+/* Slow start: a target healthy for less than slow_start takes each request it is picked for with
+ * a probability growing linearly from 0 to 1, so its share ramps up as ALB's does. */
+static bool slow_start_admits(struct lb_client *c, const struct lb_tstate *h, int64_t now)
+{
+    int64_t ramp_ns = atomic_load_explicit(&h->slow_start_ns, memory_order_relaxed);
+    if (ramp_ns <= 0)
+        return true;
+    int64_t elapsed = now - atomic_load_explicit(&h->healthy_since_ns, memory_order_relaxed);
+    if (elapsed >= ramp_ns)
+        return true;
+    return (lb_worker_random(c->w) >> 11) * (double)ramp_ns < (double)elapsed * (1ULL << 53);
+}
+
+static bool any_healthy(const struct lb_client *c, const struct lb_target_group *g)
+{
+    for (uint32_t t = 0; t < g->n_targets; t++)
+        if (lb_tstate_state(g->targets[t].health) == LB_TARGET_HEALTHY &&
+            g->targets[t].weight > 0 && !tried(c, t))
+            return true;
+    return false;
+}
+
+/* Healthy (or, as ALB does, any not draining when none is healthy: fail open), not tried already
+ * for this request, not at the connection limit. */
+static bool target_usable(const struct lb_client *c, const struct lb_target_group *g, uint32_t t,
+                          bool some_healthy)
+{
+    int state = lb_tstate_state(g->targets[t].health);
+    bool live = state == LB_TARGET_HEALTHY ||
+                (!some_healthy && (state == LB_TARGET_INITIAL || state == LB_TARGET_UNHEALTHY));
+    struct lb_pool *pool = c->wg->pools[g->index][t];
+    return live && !tried(c, t) &&
+           (int64_t)(pool->n_open - pool->n_idle) < settings(c)->max_upstream_connections;
+}
+
+/* A pass that honours slow start comes first; if it leaves nothing, one without. */
 static const struct lb_target *pick_target(struct lb_client *c)
 {
     const struct lb_target_group *g = c->group;
     bool *usable = c->wg->usable;
-    struct lb_pool **pools = c->wg->pools[g->index];
-    int64_t max = settings(c)->max_upstream_connections;
-    for (uint32_t t = 0; t < g->n_targets; t++)
-        usable[t] = (int64_t)(pools[t]->n_open - pools[t]->n_idle) < max;
-    return lb_pick(g, lb_picker_for(c->wg->pickers, g), usable);
+    bool some_healthy = any_healthy(c, g);
+    int64_t now = clock_mono_ns();
+    for (int pass = 0; pass < 2; pass++) {
+        bool ramping = false;
+        for (uint32_t t = 0; t < g->n_targets; t++) {
+            const struct lb_tstate *h = g->targets[t].health;
+            bool admitted = pass == 1 || lb_tstate_state(h) != LB_TARGET_HEALTHY ||
+                            slow_start_admits(c, h, now);
+            ramping |= !admitted;
+            usable[t] = admitted && target_usable(c, g, t, some_healthy);
+        }
+        const struct lb_target *target = lb_pick(g, lb_picker_for(c->wg->pickers, g), usable);
+        if (target || !ramping)
+            return target;
+    }
+    return NULL;
+}
+
+/* The target a sticky cookie names, while it is usable; else the usual pick (and the response
+ * will carry the new target's cookie). */
+static const struct lb_target *choose_target(struct lb_client *c, const struct http1_msg *m)
+{
+    const struct lb_target_group *g = c->group;
+    if (g->sticky) {
+        int t = lb_sticky_target(g, m);
+        if (t >= 0 && target_usable(c, g, (uint32_t)t, any_healthy(c, g)))
+            return &g->targets[t];
+    }
+    return pick_target(c);
 }
 
 static void send_continue(struct lb_client *c)
@@ -465,15 +629,15 @@ void lb_proxy_start(struct lb_client *c, struct lb_target_group *group)
     c->group = group;
     c->state = CLIENT_FORWARD;
     lb_count(group_stats(c), c->w->id, LB_C_REQUESTS, 1);
-    c->target = pick_target(c);
+    c->target = choose_target(c, m);
     if (!c->target) {
         respond_gateway_error(c, 503,
                               group->n_targets ? "no target can take the request"
                                                : "the target group has no targets");
         return;
     }
-    lb_target_begin(c->target);
-    struct lb_upstream *u = open_upstream(c);
+    target_begin(c, c->target);
+    struct lb_upstream *u = open_upstream(c, false);
     if (!u)
         return;
     if (stage_request(c, u, m) < 0) {
@@ -508,7 +672,7 @@ static void send_request(struct lb_upstream *u)
     if (!c->replayable && passed)
         buf_consume(&c->in, passed);
     if (r == LB_FLUSH_ERROR) {
-        upstream_failed(u, 502, "the target closed the connection");
+        upstream_failed(u, FAIL_CLOSED, 502, "the target closed the connection");
         return;
     }
     if (r == LB_FLUSH_PENDING) {
@@ -589,6 +753,13 @@ static int build_response_head(struct lb_client *c, const struct http1_msg *r, s
             failed |= buf_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
                                  (int)upgrade->value.len, upgrade->value.p);
     } else if (r->status >= 200) {
+        const struct lb_target_group *g = c->group;
+        char cookie[160];
+        size_t n;
+        if (g->sticky &&
+            (g->sticky_type == LB_STICKY_LB_COOKIE || lb_sticky_app_cookie_set(g, r)) &&
+            (n = lb_sticky_set_cookie(g, c->target, cookie, sizeof cookie)))
+            failed |= buf_append(out, cookie, n);
         if (r->body == HTTP1_BODY_CHUNKED && !c->http10)
             failed |= buf_append_str(out, "Transfer-Encoding: chunked\r\n");
         if (!c->keep_alive)
@@ -605,7 +776,8 @@ static void response_complete(struct lb_upstream *u)
     struct lb_client *c = u->client;
     c->up = NULL;
     ev_timer_stop(u->w->loop, &u->timer);
-    if (u->keep_alive)
+    int state = lb_tstate_state(c->target->health);
+    if (u->keep_alive && state != LB_TARGET_DRAINING && state != LB_TARGET_UNUSED)
         pool_give(u, settings(c)->upstream_keepalive, settings(c)->upstream_idle_timeout_ms);
     else
         lb_upstream_close(u);
@@ -637,7 +809,7 @@ static int take_response_head(struct lb_upstream *u)
         if (res == HTTP1_NEED_MORE)
             return 0;
         if (res == HTTP1_ERROR) {
-            upstream_failed(u, 502, "the target sent an invalid response");
+            upstream_failed(u, FAIL_BAD_RESPONSE, 502, "the target sent an invalid response");
             return -1;
         }
         if (c->replayable) { /* the target has the request: it will not be sent again */
@@ -675,7 +847,7 @@ static int take_response_head(struct lb_upstream *u)
     lb_body_init(&u->resp_body, r->body, r->content_length, !c->http10);
     size_t before = buf_unread(&c->ep.out);
     if (build_response_head(c, r, &c->ep.out) < 0) {
-        upstream_failed(u, 502, "the target's response head is too large");
+        upstream_failed(u, FAIL_BAD_RESPONSE, 502, "the target's response head is too large");
         return -1;
     }
     c->head_out += (int64_t)(buf_unread(&c->ep.out) - before);
@@ -688,7 +860,7 @@ static void read_response(struct lb_upstream *u)
 {
     struct lb_client *c = u->client;
     if (lb_buf_attach(u->w, &u->in) < 0 || buf_reserve(&u->in, 1) < 0) {
-        upstream_failed(u, 502, "the target's response head is too large");
+        upstream_failed(u, FAIL_BAD_RESPONSE, 502, "the target's response head is too large");
         return;
     }
     ssize_t n = lb_read(u->ep.fd, &u->in);
@@ -702,9 +874,11 @@ static void read_response(struct lb_upstream *u)
             lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
             lb_client_close(c);
         } else {
-            upstream_failed(u, 502,
-                            u->got_bytes ? "the target closed the connection mid-response"
-                                         : "the target closed the connection");
+            if (u->got_bytes) /* it had begun answering: it has the request */
+                upstream_failed(u, FAIL_BAD_RESPONSE, 502,
+                                "the target closed the connection mid-response");
+            else
+                upstream_failed(u, FAIL_CLOSED, 502, "the target closed the connection");
         }
         return;
     }
@@ -861,7 +1035,7 @@ static void connected(struct lb_upstream *u)
     socklen_t len = sizeof err;
     getsockopt(u->ep.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) {
-        upstream_failed(u, 502, "the target refused the connection");
+        upstream_failed(u, FAIL_CONNECT, 502, "the target refused the connection");
         return;
     }
     u->state = UP_SENDING;
@@ -909,13 +1083,11 @@ static void on_upstream_timer(struct ev_loop *loop, ev_timer *t, int revents)
         lb_upstream_close(u);
         return;
     case UP_CONNECTING:
-        c->attempts = 99; /* a timeout is not a closed pooled connection: no retry */
-        upstream_failed(u, 504, "connecting to the target timed out");
+        upstream_failed(u, FAIL_CONNECT_TIMEOUT, 504, "connecting to the target timed out");
         return;
     case UP_SENDING:
     case UP_WAITING:
-        c->attempts = 99;
-        upstream_failed(u, 504, "the target did not answer in time");
+        upstream_failed(u, FAIL_TIMEOUT, 504, "the target did not answer in time");
         return;
     case UP_BODY:
     case UP_TUNNEL:

@@ -27,6 +27,8 @@
 #include "config/lb_config.h"
 #include "lb/match.h"
 
+struct lb_tstate;
+
 struct lb_target {
     /* First and on a cache line of its own with the read-mostly fields next to it, so workers
      * bumping the counters of neighbouring targets do not invalidate each other's lines. */
@@ -35,6 +37,8 @@ struct lb_target {
     uint32_t index;                           /* within its group: the `usable` mask's index */
     const char *address_text;                 /* "127.0.0.1:9001", for logs and metrics */
     struct net_addr address;
+    struct lb_tstate *health; /* shared by generations; set by the engine after the build */
+    char sticky_id[17];       /* hex of a hash of group and address: the sticky cookie's value */
 };
 
 struct lb_target_group {
@@ -46,6 +50,11 @@ struct lb_target_group {
     /* weighted_random: cumulative weights, cum[i] = weights of targets 0..i; total = last one. */
     uint64_t *cum_weight;
     uint64_t total_weight;
+    /* stickiness, set by the engine after the build (lb/sticky.h) */
+    bool sticky;
+    int sticky_type; /* enum lb_stickiness_type */
+    int64_t sticky_duration_s;
+    char app_cookie[65];
 };
 
 struct lb_weighted_group {
