@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/config_cmd.h"
+#include "cli/targets_cmd.h"
 #include "cli/up.h"
 
 #define GANTRY_VERSION "0.1.0-dev"
@@ -20,6 +21,7 @@ static int version_main(int argc, char **argv);
 static const struct command commands[] = {
     {"up", up_main, "run the whole stack on this machine (redis, demo workload, ...)"},
     {"config", config_cmd_main, "print the effective configuration, or every key (--keys)"},
+    {"targets", targets_cmd_main, "register, deregister, list or watch target-group members"},
     {"version", version_main, "print the version"},
     {"help", help_main, "show this help"},
 };
@@ -64,7 +66,7 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr,
-            "gantry: unknown command '%s' (expected up, config, version or help; see "
+            "gantry: unknown command '%s' (expected up, config, targets, version or help; see "
             "gantry --help)\n",
             argv[1]);
     return 2;

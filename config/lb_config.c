@@ -641,10 +641,10 @@ void lb_config_validate(struct cfg_ctx *ctx, struct config_lb *lb)
 {
     struct lb_target_group_cfg *groups = lb->target_groups.items;
     for (size_t i = 0; i < lb->target_groups.count; i++)
-        if (groups[i].targets_from == LB_TARGETS_FROM_REDIS) /* until gantry-lb follows Redis */
+        if (groups[i].targets_from == LB_TARGETS_FROM_REDIS && groups[i].targets.count)
             cfg_error_at(ctx, &groups[i].origin,
-                         "target group '%s': targets_from: redis is not available yet "
-                         "(expected config)",
+                         "target group '%s' takes its targets from Redis: 'targets' must be "
+                         "empty (expected targets_from: config to list them here)",
                          groups[i].name);
     for (size_t i = 0; i < lb->target_groups.count; i++)
         for (size_t j = 0; j < i; j++)

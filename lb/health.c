@@ -254,16 +254,27 @@ struct lb_tstate *lb_health_get(struct lb_health *h, const struct lb_target_grou
         t->next = h->targets;
         h->targets = t;
     }
-    t->refs++;
-    if (registered && !t->registered && lb_tstate_state(t) >= LB_TARGET_DRAINING) {
-        /* registered again while draining: a fresh start */
-        t->passes = t->fails = 0;
-        set_state(t, LB_TARGET_INITIAL, LB_REASON_INITIAL_HEALTH_CHECKING);
-        t->hc.enabled = false; /* so that apply_settings checks it at once */
-    }
-    t->registered = t->registered || registered;
+    if (t->refs++ == 0)
+        t->registered = registered;
     apply_settings(t, group);
     return t;
+}
+
+void lb_health_register(struct lb_health *h, struct lb_tstate *t,
+                        const struct lb_target_group_cfg *group)
+{
+    (void)h;
+    if (t->registered)
+        return;
+    t->registered = true;
+    t->drain_reported = false;
+    if (lb_tstate_state(t) < LB_TARGET_DRAINING)
+        return;
+    /* back while draining or drained: a fresh start, checked at once */
+    t->passes = t->fails = 0;
+    set_state(t, LB_TARGET_INITIAL, LB_REASON_INITIAL_HEALTH_CHECKING);
+    t->hc.enabled = false; /* so that apply_settings schedules a check now */
+    apply_settings(t, group);
 }
 
 static void tstate_free(struct lb_health *h, struct lb_tstate *t)

@@ -63,6 +63,7 @@ struct lb_tstate {
     /* main thread only */
     int refs; /* generations whose routes hold it */
     bool registered;
+    bool drain_reported;
     int64_t drain_deadline_ns;
     struct lb_health_check_cfg hc;
     char hc_path[1024];
@@ -91,14 +92,17 @@ struct lb_health {
 void lb_health_init(struct lb_health *h, struct ev_loop *loop, const struct lb_health_hooks *hooks);
 /* Every target, checks stopped; called at exit. */
 void lb_health_free(struct lb_health *h);
-/* The state of (group, address), made on first use (initial, checks started) and taking the
- * group's current settings; +1 reference. */
+/* The state of (group, address), made on first use (initial, checks started; `registered` as
+ * given) and taking the group's current settings; +1 reference. */
 struct lb_tstate *lb_health_get(struct lb_health *h, const struct lb_target_group_cfg *group,
                                 const struct net_addr *addr, bool registered);
 /* -1 reference; the last one stops its checks and frees it. */
 void lb_health_put(struct lb_health *h, struct lb_tstate *t);
 struct lb_tstate *lb_health_find(struct lb_health *h, const char *group,
                                  const struct net_addr *addr);
+/* A target that had left its group is registered again: it starts over as initial. */
+void lb_health_register(struct lb_health *h, struct lb_tstate *t,
+                        const struct lb_target_group_cfg *group);
 /* A registered target left its group: it drains. */
 void lb_health_deregister(struct lb_health *h, struct lb_tstate *t);
 /* Applies workers' passive marks and ends the drains that are over; returns true when a draining

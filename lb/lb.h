@@ -75,10 +75,15 @@ struct lb_gen {
 struct lb_worker;
 struct lb_access_log;
 
+struct lb_discovery;
+
 struct lb_ctx {
     struct ev_loop *loop; /* the main thread's */
     struct daemon_args args;
-    bool quick; /* --to given: the listener and group come from the flags */
+    struct gantry_config cfg; /* the last configuration accepted */
+    bool have_cfg;
+    struct lb_discovery *discovery; /* when a target group's members come from Redis */
+    bool quick;                     /* --to given: the listener and group come from the flags */
     struct daemon_signals signals;
     size_t n_workers;
     struct lb_worker *workers;
@@ -112,6 +117,10 @@ void lb_gen_retain(struct lb_gen *gen);
 void lb_gen_release(struct lb_gen *gen);
 /* Main thread: frees the generations workers let go of. */
 void lb_gen_reap(struct lb_ctx *ctx);
+
+/* main.c: a new generation from ctx->cfg and the current membership (after a membership change
+ * or a drain); 0, or -1 when it could not be built (the running one stays). */
+int lb_rebuild(struct lb_ctx *ctx, const char *why);
 
 /* worker.c */
 int lb_workers_start(struct lb_ctx *ctx, char *err, size_t errlen);

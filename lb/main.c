@@ -11,6 +11,7 @@
 #include "lb/access_log.h"
 #include "lb/engine.h"
 #include "lb/lb.h"
+#include "lb/membership.h"
 
 enum { MAX_QUICK_TARGETS = 64 };
 
@@ -131,6 +132,39 @@ static int open_access_log(struct lb_ctx *ctx, const struct gantry_config *cfg)
 
 /* -- reload and stop --------------------------------------------------------------------------- */
 
+static void publish_gen(struct lb_ctx *ctx, struct lb_gen *gen)
+{
+    struct lb_gen *old = atomic_load(&ctx->current);
+    atomic_store(&ctx->current, gen);
+    ctx->announce_gen = gen->id; /* "in force" once every worker has switched to it */
+    lb_workers_notify(ctx);
+    lb_gen_release(old);
+}
+
+/* A generation from cfg, with the Redis groups' current members in it. */
+static struct lb_gen *build_from(struct lb_ctx *ctx, const struct gantry_config *cfg, char *err,
+                                 size_t errlen)
+{
+    struct arena arena = {0};
+    struct gantry_config overlay;
+    lb_membership_overlay(ctx, cfg, &overlay, &arena);
+    struct lb_gen *gen = lb_gen_build(ctx, &overlay, atomic_load(&ctx->current), err, errlen);
+    arena_free(&arena);
+    return gen;
+}
+
+int lb_rebuild(struct lb_ctx *ctx, const char *why)
+{
+    char err[256];
+    struct lb_gen *gen = build_from(ctx, &ctx->cfg, err, sizeof err);
+    if (!gen) {
+        log_error("cannot apply the %s change: %s", why, err);
+        return -1;
+    }
+    publish_gen(ctx, gen);
+    return 0;
+}
+
 static void reload(void *arg)
 {
     struct lb_ctx *ctx = arg;
@@ -150,20 +184,21 @@ static void reload(void *arg)
         log_warn("lb.workers changes take effect at the next start; keeping %zu workers",
                  ctx->n_workers);
     char err[256];
-    struct lb_gen *old = atomic_load(&ctx->current);
     struct lb_gen *gen =
-        open_access_log(ctx, &cfg) < 0 ? NULL : lb_gen_build(ctx, &cfg, old, err, sizeof err);
-    log_set_level((enum log_level)cfg.log.level);
-    config_free(&cfg);
+        open_access_log(ctx, &cfg) < 0 ? NULL : build_from(ctx, &cfg, err, sizeof err);
     if (!gen) {
-        log_error("reload refused: %s; configuration %u stays in force", err, old->id);
+        log_error("reload refused: %s; configuration %u stays in force", err,
+                  atomic_load(&ctx->current)->id);
+        config_free(&cfg);
         return;
     }
+    log_set_level((enum log_level)cfg.log.level);
     atomic_store(&ctx->max_connections, cfg.lb.max_connections);
-    atomic_store(&ctx->current, gen);
-    ctx->announce_gen = gen->id; /* "in force" once every worker has switched to it */
-    lb_workers_notify(ctx);
-    lb_gen_release(old);
+    config_free(&ctx->cfg);
+    ctx->cfg = cfg;
+    if (lb_membership_follow(ctx) < 0)
+        log_error("cannot follow the target groups in Redis: out of memory");
+    publish_gen(ctx, gen);
 }
 
 static void stop(void *arg)
@@ -185,18 +220,26 @@ static bool all_workers_applied(const struct lb_ctx *ctx, unsigned gen_id)
 
 static void on_health_changed(void *arg, struct lb_tstate *t, int old_state)
 {
-    (void)arg;
+    lb_membership_publish(arg, t);
     int state = lb_tstate_state(t), reason = atomic_load(&t->reason);
     log_info("target %s %s: %s -> %s%s%s%s", t->group, t->addr_text,
              lb_target_state_names[old_state], lb_target_state_names[state], reason ? " (" : "",
              lb_target_reason_names[reason], reason ? ")" : "");
 }
 
+/* Passive marks and drains: a drain that ended takes its target out of the routes. */
+static void poll_health(struct lb_ctx *ctx)
+{
+    lb_health_poll(&ctx->health);
+    if (lb_membership_drained(ctx))
+        lb_rebuild(ctx, "drained target");
+}
+
 static void on_health_poll(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    lb_health_poll(&((struct lb_ctx *)w->data)->health);
+    poll_health(w->data);
 }
 
 static void on_worker_news(struct ev_loop *loop, ev_async *a, int revents)
@@ -204,7 +247,7 @@ static void on_worker_news(struct ev_loop *loop, ev_async *a, int revents)
     (void)revents;
     struct lb_ctx *ctx = a->data;
     lb_gen_reap(ctx);
-    lb_health_poll(&ctx->health);
+    poll_health(ctx);
     if (atomic_load(&ctx->workers_running) == 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -251,13 +294,17 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
     ev_timer_start(ctx->loop, &ctx->health_poll);
     if (lb_stats_init(&ctx->stats, ctx->n_workers) < 0 || open_access_log(ctx, cfg) < 0)
         return 1;
-    struct lb_gen *gen = lb_gen_build(ctx, cfg, NULL, err, sizeof err);
+    ctx->cfg = *cfg; /* ctx owns it from here */
+    ctx->have_cfg = true;
+    if (lb_membership_follow(ctx) < 0)
+        return 1;
+    struct lb_gen *gen = build_from(ctx, &ctx->cfg, err, sizeof err);
     if (!gen) {
         log_error("%s", err);
         return 1;
     }
     atomic_store(&ctx->current, gen);
-    if (lb_admin_start(ctx, &cfg->lb.admin, err, sizeof err) < 0) {
+    if (lb_admin_start(ctx, &ctx->cfg.lb.admin, err, sizeof err) < 0) {
         log_error("admin listener: %s", err);
         return 1;
     }
@@ -284,6 +331,7 @@ static void cleanup(struct lb_ctx *ctx)
         daemon_signals_stop(ctx->loop, &ctx->signals);
         ev_async_stop(ctx->loop, &ctx->worker_news);
     }
+    lb_membership_stop(ctx);
     lb_access_log_close(ctx->access_log, ctx->loop);
     lb_gen_release(atomic_load(&ctx->current));
     if (ctx->loop) {
@@ -292,6 +340,8 @@ static void cleanup(struct lb_ctx *ctx)
         lb_health_free(&ctx->health);
         pthread_mutex_destroy(&ctx->dead_lock);
     }
+    if (ctx->have_cfg)
+        config_free(&ctx->cfg);
     if (ctx->stats.process)
         lb_stats_free(&ctx->stats);
 }
@@ -303,7 +353,7 @@ int main(int argc, char **argv)
     struct daemon_usage usage = {
         .name = "gantry-lb",
         .summary = "Gantry's L7 load balancer (listeners, rules, target groups)",
-        .flags = DAEMON_TAKES_LISTEN | DAEMON_TAKES_ADMIN,
+        .flags = DAEMON_TAKES_LISTEN | DAEMON_TAKES_ADMIN | DAEMON_TAKES_REDIS,
         .extra = "       gantry-lb --listen ADDR --to ADDR [--to ADDR]... [--workers N]\n"
                  "                 [--algorithm NAME] [--admin ADDR]   (quick mode)\n",
         .options = lb_options,
@@ -335,7 +385,8 @@ int main(int argc, char **argv)
         return rc;
     }
     rc = run(&ctx, &cfg);
-    config_free(&cfg);
+    if (!ctx.have_cfg) /* run() takes it over once it starts */
+        config_free(&cfg);
     cleanup(&ctx);
     buf_free(&quick.yaml);
     log_info("stopped");
