@@ -97,7 +97,8 @@ void lb_membership_overlay(struct lb_ctx *ctx, const struct gantry_config *cfg,
     struct lb_target_group_cfg *groups = arena_alloc(arena, (n + 1) * sizeof *groups);
     if (!groups)
         return;
-    memcpy(groups, cfg->lb.target_groups.items, n * sizeof *groups);
+    if (n)
+        memcpy(groups, cfg->lb.target_groups.items, n * sizeof *groups);
     for (size_t i = 0; i < n; i++)
         if (from_redis(&groups[i]))
             overlay_group(ctx, &groups[i], arena);

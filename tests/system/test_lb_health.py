@@ -149,8 +149,10 @@ lb:
     def test_kill_9_under_load_fails_no_request_and_the_target_comes_back(self):
         backends = self.start_backends(4)
         victim = backends[2]
-        lb = self.start_lb(lb_yaml(backends, interval="500ms", timeout="300ms"),
-                           args=())
+        # A GET in flight on the target when it dies can only be sent again elsewhere with
+        # retry_idempotent (it may have reached it): zero failed requests needs it.
+        lb = self.start_lb(lb_yaml(backends, interval="500ms", timeout="300ms",
+                                   extra_lb="retry_idempotent: true"))
         for b in backends:
             self.wait_state(lb, b, "healthy")
         lb_text = lb.program.log()
