@@ -324,10 +324,23 @@ static void on_stop_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 /* A stopping worker's listening sockets stop listening now, not when the process exits: new
  * connections are refused at once (or go to a worker still accepting) instead of waiting in an
  * accept queue nobody reads. The descriptors stay open until the generation lets them go. */
+static void close_queued(int fd)
+{
+    int queued;
+    while ((queued = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+        close(queued);
+}
+
+/* Connections already in the accept queue are not reset by shutdown(): they are taken and
+ * closed, before and after it, so that no client waits for the process to exit. */
 static void shut_listeners(struct lb_worker *w, const struct lb_gen *gen)
 {
-    for (size_t l = 0; l < gen->n_listeners; l++)
-        shutdown(gen->sockets[l * gen->n_workers + w->id]->fd, SHUT_RDWR);
+    for (size_t l = 0; l < gen->n_listeners; l++) {
+        int fd = gen->sockets[l * gen->n_workers + w->id]->fd;
+        close_queued(fd);
+        shutdown(fd, SHUT_RDWR);
+        close_queued(fd);
+    }
 }
 
 static void begin_stop(struct lb_worker *w)
