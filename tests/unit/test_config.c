@@ -186,6 +186,41 @@ static void test_lb_references_across_files(void **state)
     config_free(&cfg);
 }
 
+static void test_health_check_matcher(void **state)
+{
+    (void)state;
+    const char *files[] = {GOOD_DIR "/lb-health.yaml"};
+    struct gantry_config cfg;
+    struct cfg_errors errors;
+    assert_int_equal(config_load(&cfg, files, 1, &errors), 0);
+    const struct lb_target_group_cfg *g = lb_config_find_group(&cfg.lb, "api");
+    const struct lb_matcher *m = &g->health_check.codes;
+    static const struct {
+        int status;
+        bool matches;
+    } cases[] = {{200, true},  {204, true},  {299, true},  {302, true}, {301, false},
+                 {199, false}, {300, false}, {404, false}, {500, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (lb_matcher_matches(m, cases[i].status) != cases[i].matches)
+            fail_msg("status %d", cases[i].status);
+    assert_int_equal(g->health_check.port_number, 8081);
+    assert_int_equal(g->health_check.interval_ms, 2000);
+    assert_int_equal(g->slow_start_ms, 30000);
+    assert_int_equal(g->stickiness.type, LB_STICKY_APP_COOKIE);
+    /* defaults are ALB's */
+    const struct lb_target_group_cfg *d = lb_config_find_group(&cfg.lb, "defaults");
+    assert_true(d->health_check.enabled);
+    assert_int_equal(d->health_check.interval_ms, 30000);
+    assert_int_equal(d->health_check.timeout_ms, 5000);
+    assert_int_equal(d->health_check.healthy_threshold, 5);
+    assert_int_equal(d->health_check.unhealthy_threshold, 2);
+    assert_true(lb_matcher_matches(&d->health_check.codes, 200));
+    assert_false(lb_matcher_matches(&d->health_check.codes, 201));
+    assert_int_equal(d->health_check.port_number, 0);
+    assert_int_equal(d->deregistration_delay_ms, 300000);
+    config_free(&cfg);
+}
+
 static void test_lb_example_is_what_it_says(void **state)
 {
     (void)state;
@@ -379,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_missing_file_names_the_file),
         cmocka_unit_test(test_lb_references_across_files),
         cmocka_unit_test(test_lb_example_is_what_it_says),
+        cmocka_unit_test(test_health_check_matcher),
         cmocka_unit_test(test_errors_in_several_keys_are_all_reported),
         cmocka_unit_test(test_checks_skip_sections_with_errors_even_past_the_limit),
         cmocka_unit_test(test_command_line_overrides),
