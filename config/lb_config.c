@@ -111,15 +111,11 @@ static const struct cfg_key health_check_keys[] = {
      .help = "the statuses that pass: 200, 200-299, 200,302"},
 };
 
-static void check_health_check(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
-                               const char *path)
+/* The parsed forms of matcher and port; -1 and -2 say which one is wrong. */
+static int resolve_health_check(struct lb_health_check_cfg *hc)
 {
-    struct lb_health_check_cfg *hc = obj;
     if (parse_matcher(hc->matcher, &hc->codes) < 0)
-        cfg_error_at_key(ctx, map, "matcher",
-                         "invalid value '%s' for '%s.matcher' (expected codes from 200 to 499 such "
-                         "as 200, 200-299 or 200,302)",
-                         hc->matcher, path);
+        return -1;
     char *end;
     long port = strtol(hc->port, &end, 10);
     if (strcmp(hc->port, "traffic-port") == 0)
@@ -127,6 +123,21 @@ static void check_health_check(struct cfg_ctx *ctx, void *obj, const struct ynod
     else if (*hc->port >= '0' && *hc->port <= '9' && *end == '\0' && port >= 1 && port <= 65535)
         hc->port_number = (int)port;
     else
+        return -2;
+    return 0;
+}
+
+static void check_health_check(struct cfg_ctx *ctx, void *obj, const struct ynode *map,
+                               const char *path)
+{
+    struct lb_health_check_cfg *hc = obj;
+    int resolved = resolve_health_check(hc);
+    if (resolved == -1)
+        cfg_error_at_key(ctx, map, "matcher",
+                         "invalid value '%s' for '%s.matcher' (expected codes from 200 to 499 such "
+                         "as 200, 200-299 or 200,302)",
+                         hc->matcher, path);
+    if (resolved == -2)
         cfg_error_at_key(ctx, map, "port",
                          "invalid value '%s' for '%s.port' (expected traffic-port or a port from 1 "
                          "to 65535)",
@@ -640,6 +651,10 @@ static void validate_listener(struct cfg_ctx *ctx, struct config_lb *lb, size_t 
 void lb_config_validate(struct cfg_ctx *ctx, struct config_lb *lb)
 {
     struct lb_target_group_cfg *groups = lb->target_groups.items;
+    /* A group that never wrote health_check has only its defaults, which check_health_check
+     * never saw: resolve them here (they are valid). */
+    for (size_t i = 0; i < lb->target_groups.count; i++)
+        resolve_health_check(&groups[i].health_check);
     for (size_t i = 0; i < lb->target_groups.count; i++)
         if (groups[i].targets_from == LB_TARGETS_FROM_REDIS && groups[i].targets.count)
             cfg_error_at(ctx, &groups[i].origin,

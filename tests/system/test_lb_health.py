@@ -71,6 +71,23 @@ class ActiveChecksTest(HealthTestCase):
         self.assertEqual(set(self.served_by(lb, 20)), {"t0", "t1"})
         self.assertIn("target app " + t0 + ": unhealthy -> healthy", lb.program.log())
 
+    def test_alb_default_checks_make_a_serving_target_healthy(self):
+        # No health_check section at all: ALB's defaults (GET /, status 200), first check at once.
+        (t0,) = self.start_backends(1)
+        lb = self.start_lb(f"""
+lb:
+  workers: 1
+  listeners:
+    - name: web
+      listen: 127.0.0.1:0
+      default_action: {{type: forward, target_group: app}}
+  target_groups:
+    - name: app
+      targets: [{{address: "{t0}"}}]
+""")
+        self.wait_state(lb, t0, "healthy")
+        self.assertEqual(lb.metric('gantry_lb_healthy_hosts{target_group="app"}'), 1)
+
     def test_every_target_failing_fails_open(self):
         t0, t1 = self.start_backends(2)
         lb = self.start_lb(lb_yaml([t0, t1]))
