@@ -38,7 +38,8 @@ static inline size_t buf_room(const struct buf *b)
     return b->cap - b->len;
 }
 
-/* Makes room for `extra` more bytes after len (compacting first); -1 past the limit or on ENOMEM. */
+/* Makes room for `extra` more bytes after len (compacting first); -1 past the limit or on ENOMEM.
+ */
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *bytes, size_t n);
 int buf_append_str(struct buf *b, const char *s);

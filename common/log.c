@@ -53,7 +53,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     char line[2048];
     char stamp[32];
     clock_format_iso8601(clock_wall_ms(), stamp, sizeof stamp);
-    int n = snprintf(line, sizeof line, "%s %-5s %s: ", stamp, level_names[level], logger.component);
+    int n =
+        snprintf(line, sizeof line, "%s %-5s %s: ", stamp, level_names[level], logger.component);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
