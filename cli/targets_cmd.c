@@ -57,20 +57,7 @@ static const char USAGE_EXTRA[] =
 
 static const char *quoted(const char *s, char *out, size_t size)
 {
-    size_t o = 0;
-    for (size_t i = 0; s[i] && o + 8 < size; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (i == 64) {
-            o += (size_t)snprintf(out + o, size - o, "...");
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f)
-            out[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
-    }
-    out[o] = '\0';
-    return out;
+    return lb_escape_text(s, strlen(s), 64, out, size);
 }
 
 /* Unix milliseconds as "2026-11-21T08:10:25.123Z"; the raw text when it is not a plausible time. */

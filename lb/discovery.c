@@ -32,8 +32,7 @@ static const char CHANNEL_TARGETS[] = "gantry:targets";
 
 /* --- validation, shared with `gantry targets` --- */
 
-/* s[0, len) for a message: printable ASCII as is, the rest as \xNN, cut after max bytes. */
-static const char *escaped(const char *s, size_t len, size_t max, char *out, size_t size)
+const char *lb_escape_text(const char *s, size_t len, size_t max, char *out, size_t size)
 {
     size_t o = 0;
     for (size_t i = 0; i < len && o + 8 < size; i++) {
@@ -54,7 +53,7 @@ static const char *escaped(const char *s, size_t len, size_t max, char *out, siz
 /* A Redis value quoted in a log line: at most SHOWN_MAX bytes of it. */
 static const char *shown(const char *s, size_t len, char *out, size_t size)
 {
-    return escaped(s, len, SHOWN_MAX, out, size);
+    return lb_escape_text(s, len, SHOWN_MAX, out, size);
 }
 
 bool lb_group_name_valid(const char *name)
@@ -93,7 +92,7 @@ int lb_member_parse(const char *field, const char *value, struct lb_member *out,
             snprintf(why, sizeof why, "port must be a number from 1 to 65535");
         char w[sizeof why * 4 + 8];
         snprintf(err, errlen, "invalid address '%s': %s", q,
-                 escaped(why, strlen(why), sizeof why, w, sizeof w));
+                 lb_escape_text(why, strlen(why), sizeof why, w, sizeof w));
         return -1;
     }
     if (net_addr_port(&out->addr) == 0) {

@@ -114,6 +114,9 @@ int lb_member_parse(const char *field, const char *value, struct lb_member *out,
 /* IPv4 before IPv6, then address bytes, then port, then text: a stable, human order. */
 int lb_member_compare(const struct lb_member *a, const struct lb_member *b);
 /* "redis://127.0.0.1:6379", "redis://[::1]:6380/2" or "unix:/run/redis.sock" (for messages). */
+/* Text from Redis made safe for a terminal or a log line: visible ASCII kept, other bytes as
+ * \xNN, at most max bytes of it then "...". Returns out. */
+const char *lb_escape_text(const char *s, size_t len, size_t max, char *out, size_t size);
 const char *lb_redis_url_text(const struct redis_url *url, char *out, size_t size);
 
 #endif
