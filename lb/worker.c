@@ -248,6 +248,20 @@ static void accepts_watch(struct lb_worker *w, struct lb_wgen *wg, bool on)
     }
 }
 
+/* A draining target gets no new request, so its idle pooled connections are of no more use:
+ * they close now rather than at their idle timeout (the busy ones close after their response). */
+static void close_draining_pools(struct lb_wgen *wg)
+{
+    const struct lb_routes *routes = wg->gen->routes;
+    for (uint32_t g = 0; g < routes->n_groups; g++)
+        for (uint32_t t = 0; t < routes->groups[g].n_targets; t++) {
+            int state = lb_tstate_state(routes->groups[g].targets[t].health);
+            struct lb_pool *pool = wg->pools[g][t];
+            while ((state == LB_TARGET_DRAINING || state == LB_TARGET_UNUSED) && pool->idle)
+                lb_upstream_close(pool->idle);
+        }
+}
+
 static void switch_generation(struct lb_worker *w)
 {
     struct lb_gen *gen = atomic_load(&w->ctx->current);
@@ -262,6 +276,7 @@ static void switch_generation(struct lb_worker *w)
     wg->users = 1;
     wg->next = w->gens;
     w->gens = wg;
+    close_draining_pools(wg);
     struct lb_wgen *old = w->current;
     w->current = wg;
     if (old)

@@ -29,6 +29,19 @@ lb:
 """
 
 
+def connections_to(port):
+    """Established IPv4 connections whose far end is 127.0.0.1:port (from /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
 class Load:
     """Bounded background load: threads doing requests until stopped (at most 30 s)."""
 
@@ -125,6 +138,10 @@ class DynamicTargetsTest(LbTestCase):
         health = json.loads(self.redis.command("HGET", "gantry:health:app", leaver))
         self.assertEqual((health["state"], health["reason"]), ("unused", "Target.NotRegistered"))
         wait_until(lambda: self.target(lb, leaver) is None, message="the leaver out of the routes")
+        # Its pooled connections went with it: nothing of the lb's stays connected to it.
+        port = int(leaver.rpartition(":")[2])
+        wait_until(lambda: connections_to(port) == 0, timeout=3,
+                   message="the lb's connections to the leaver to close")
         self.assertIn(f"target app {leaver}: draining -> unused", lb.program.log())
 
     def test_a_sticky_client_moves_when_its_target_is_deregistered(self):
