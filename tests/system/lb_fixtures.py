@@ -25,6 +25,30 @@ import time
 from harness import GantryTestCase, http_request, split_addr, wait_until
 
 
+FAST_CHECK = ("{path: /health, interval: 200ms, timeout: 150ms, healthy_threshold: 2, "
+              "unhealthy_threshold: 2}")
+
+
+def app_yaml(targets=(), workers=1, health_check=FAST_CHECK, group_lines=(), lb_lines=(),
+             redis_url=None, targets_from=None):
+    """One listener on a free port forwarding to one target group `app`: the configuration most
+    lb tests start from. group_lines and lb_lines are extra YAML lines for the group and for lb."""
+    listed = ", ".join(f'{{address: "{t}"}}' for t in targets)
+    lines = []
+    if redis_url:
+        lines.append(f'redis: {{url: "{redis_url}"}}')
+    lines += ["lb:", f"  workers: {workers}", *(f"  {line}" for line in lb_lines),
+              "  listeners:", "    - name: web", "      listen: 127.0.0.1:0",
+              "      default_action: {type: forward, target_group: app}",
+              "  target_groups:", "    - name: app"]
+    lines.append(f"      targets_from: {targets_from}" if targets_from
+                 else f"      targets: [{listed}]")
+    if health_check:
+        lines.append(f"      health_check: {health_check}")
+    lines += [f"      {line}" for line in group_lines]
+    return "\n".join(lines) + "\n"
+
+
 class Lb:
     """A running gantry-lb: its program, listener addresses (in config order) and admin address."""
 

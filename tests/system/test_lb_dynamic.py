@@ -7,26 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import Program, http_request, wait_until
-from lb_fixtures import LbTestCase
+from lb_fixtures import LbTestCase, app_yaml
 
 
 def dynamic_yaml(redis_url, delay="10s", sticky=False):
-    return f"""
-redis: {{url: "{redis_url}"}}
-lb:
-  workers: 2
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: app}}
-  target_groups:
-    - name: app
-      targets_from: redis
-      health_check: {{path: /health, interval: 200ms, timeout: 150ms, healthy_threshold: 2,
-                      unhealthy_threshold: 2}}
-      deregistration_delay: {delay}
-      stickiness: {{enabled: {"true" if sticky else "false"}}}
-"""
+    return app_yaml(workers=2, redis_url=redis_url, targets_from="redis",
+                    group_lines=[f"deregistration_delay: {delay}",
+                                 f"stickiness: {{enabled: {'true' if sticky else 'false'}}}"])
 
 
 def connections_to(port):

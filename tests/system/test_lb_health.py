@@ -7,30 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import free_port, http_request, wait_until
-from lb_fixtures import LbTestCase
-
-CHECK = ("health_check: {{path: /health, interval: {interval}, timeout: {timeout}, "
-         "healthy_threshold: {healthy}, unhealthy_threshold: {unhealthy}}}")
-
+from lb_fixtures import LbTestCase, app_yaml
 
 def lb_yaml(targets, interval="200ms", timeout="150ms", healthy=2, unhealthy=2, workers=1,
             extra_group="", extra_lb=""):
-    check = CHECK.format(interval=interval, timeout=timeout, healthy=healthy, unhealthy=unhealthy)
-    listed = ", ".join(f'{{address: "{t}"}}' for t in targets)
-    return f"""
-lb:
-  workers: {workers}
-  {extra_lb}
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: app}}
-  target_groups:
-    - name: app
-      targets: [{listed}]
-      {check}
-      {extra_group}
-"""
+    check = (f"{{path: /health, interval: {interval}, timeout: {timeout}, "
+             f"healthy_threshold: {healthy}, unhealthy_threshold: {unhealthy}}}")
+    return app_yaml(targets, workers=workers, health_check=check,
+                    group_lines=[extra_group] if extra_group else (),
+                    lb_lines=[extra_lb] if extra_lb else ())
 
 
 class HealthTestCase(LbTestCase):
@@ -74,17 +59,7 @@ class ActiveChecksTest(HealthTestCase):
     def test_alb_default_checks_make_a_serving_target_healthy(self):
         # No health_check section at all: ALB's defaults (GET /, status 200), first check at once.
         (t0,) = self.start_backends(1)
-        lb = self.start_lb(f"""
-lb:
-  workers: 1
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: app}}
-  target_groups:
-    - name: app
-      targets: [{{address: "{t0}"}}]
-""")
+        lb = self.start_lb(app_yaml([t0], health_check=None))
         self.wait_state(lb, t0, "healthy")
         self.assertEqual(lb.metric('gantry_lb_healthy_hosts{target_group="app"}'), 1)
 
@@ -235,8 +210,7 @@ lb:
         (good,) = self.start_backends(1)
         for allowed, expected_get in ((False, {502, 200}), (True, {200})):
             extra = f"retry_idempotent: {'true' if allowed else 'false'}"
-            yaml = lb_yaml([closer, good], interval="30s", extra_lb=extra).replace(
-                "health_check: {path: /health", "health_check: {enabled: false, path: /health")
+            yaml = app_yaml([closer, good], health_check="{enabled: false}", lb_lines=[extra])
             lb = self.start_lb(yaml, name=f"lb-{allowed}.yaml")
             gets = {http_request(lb.listeners[0])[0] for _ in range(10)}
             posts = {http_request(lb.listeners[0], method="POST", body=b"x")[0]

@@ -3,25 +3,11 @@ import socketserver
 import threading
 
 from harness import http_request, wait_until
-from lb_fixtures import LbTestCase
+from lb_fixtures import LbTestCase, app_yaml
 
 
 def sticky_yaml(targets, stickiness):
-    listed = ", ".join(f'{{address: "{t}"}}' for t in targets)
-    return f"""
-lb:
-  workers: 2
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: app}}
-  target_groups:
-    - name: app
-      targets: [{listed}]
-      health_check: {{path: /health, interval: 200ms, timeout: 150ms, healthy_threshold: 2,
-                      unhealthy_threshold: 2}}
-      stickiness: {stickiness}
-"""
+    return app_yaml(targets, workers=2, group_lines=[f"stickiness: {stickiness}"])
 
 
 def cookie_of(headers, name):
