@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lb/health.h"
 #include "lb/router.h"
 
 struct lb_picker {
@@ -64,8 +65,14 @@ static inline void lb_target_end(const struct lb_target *t)
     atomic_fetch_sub_explicit((_Atomic uint32_t *)&t->outstanding, 1, memory_order_relaxed);
 }
 
+/* Requests in flight to the target. The engine counts them in the target's health record,
+ * which outlives reloads and membership changes (a per-generation count would start again at 0
+ * each time while the old requests are still running); routes built without one (unit tests)
+ * use the target's own counter. */
 static inline uint32_t lb_target_outstanding(const struct lb_target *t)
 {
+    if (t->health)
+        return (uint32_t)atomic_load_explicit(&t->health->inflight, memory_order_relaxed);
     return atomic_load_explicit((_Atomic uint32_t *)&t->outstanding, memory_order_relaxed);
 }
 

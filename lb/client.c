@@ -252,9 +252,12 @@ void lb_client_request_done(struct lb_client *c)
     c->state = CLIENT_HEAD;
     c->parsed = 0;
     lb_endpoint_watch(w->loop, &c->ep, EV_READ);
-    if (buf_unread(&c->in)) { /* a pipelined request is already here */
+    if (buf_unread(&c->in)) {
+        /* A pipelined request is already here. It is taken from the loop, not from here: an
+         * answer the balancer makes itself ends in this function again, and a long pipeline
+         * would otherwise recurse once per request until the stack ran out. */
         lb_client_arm_timer(c, settings(c)->client_header_timeout_ms);
-        process_head(c);
+        ev_feed_event(w->loop, &c->ep.io, EV_READ);
         return;
     }
     lb_sbuf_release(w, &c->in); /* an idle connection holds no buffer */
@@ -346,7 +349,9 @@ static void handle_request(struct lb_client *c, struct http1_msg *m)
     c->request_id[0] = '\0';
     c->retries = 0;
     c->replayed = false;
+    c->may_have_seen = false;
     c->n_tried = 0;
+    lb_body_init(&c->req_body, HTTP1_BODY_NONE, 0, false); /* no state from the last request */
     c->group = NULL;
     c->staged = false;
     c->replayable = false;
@@ -394,8 +399,11 @@ static void read_head(struct lb_client *c)
 {
     bool was_empty = buf_unread(&c->in) == 0;
     ssize_t n = lb_client_read(c);
-    if (n == -1)
+    if (n == -1) {
+        if (!was_empty) /* bytes read before (a pipelined request): parse them now */
+            process_head(c);
         return;
+    }
     if (n == -3) { /* full: a head past every limit (the parser says so first) */
         lb_client_count_error(c, LB_C_ERR_BAD_REQUEST);
         buf_consume(&c->in, buf_unread(&c->in));

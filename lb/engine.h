@@ -120,6 +120,7 @@ struct lb_client {
     const struct lb_target *target;
     unsigned retries;             /* other targets tried after the first failed */
     bool replayed;                /* sent again on a new connection to the same target */
+    bool may_have_seen;           /* a target may have read it: no other gets it unless allowed */
     uint32_t tried[LB_MAX_TRIED]; /* target indices that failed this request */
     unsigned n_tried;
     char request_id[40];

@@ -187,16 +187,36 @@ struct lb_gen *lb_gen_build(struct lb_ctx *ctx, const struct gantry_config *cfg,
         goto fail;
     }
     lb_sticky_setup(gen->routes, &cfg->lb);
+    /* Sockets first: a build that fails on a busy port must not have applied its health-check
+     * settings to the target states the running generation shares. */
+    if (attach_sockets(gen, previous, err, errlen) < 0)
+        goto fail;
     if (attach_health(gen, &cfg->lb) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (attach_sockets(gen, previous, err, errlen) < 0)
-        goto fail;
     return gen;
 fail:
     gen_free(gen);
     return NULL;
+}
+
+struct lb_gen *lb_gen_current(struct lb_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->current_lock);
+    struct lb_gen *gen = atomic_load(&ctx->current);
+    lb_gen_retain(gen);
+    pthread_mutex_unlock(&ctx->current_lock);
+    return gen;
+}
+
+struct lb_gen *lb_gen_swap(struct lb_ctx *ctx, struct lb_gen *gen)
+{
+    pthread_mutex_lock(&ctx->current_lock);
+    struct lb_gen *old = atomic_load(&ctx->current);
+    atomic_store(&ctx->current, gen);
+    pthread_mutex_unlock(&ctx->current_lock);
+    return old;
 }
 
 void lb_gen_retain(struct lb_gen *gen)

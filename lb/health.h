@@ -12,6 +12,7 @@
 #define GANTRY_LB_HEALTH_H
 
 #include <ev.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,14 +57,17 @@ struct lb_tstate {
     _Atomic int reason;               /* enum lb_target_reason */
     _Atomic int64_t since_ms;         /* wall clock of the last change */
     _Atomic int64_t healthy_since_ns; /* monotonic: slow start ramps from it */
-    _Atomic int inflight;             /* requests in flight to it, all workers and generations */
-    _Atomic int64_t slow_start_ns;    /* the group's slow_start, read by workers */
-    atomic_bool checked;              /* health checks on: passive marks apply */
-    atomic_bool passive_down;         /* set by a worker that could not connect */
+    /* Every request bumps it: a cache line of its own, away from what every pick reads. */
+    alignas(64) _Atomic int inflight; /* requests in flight to it, all workers and generations */
+    char inflight_pad[60];
+    _Atomic int64_t slow_start_ns; /* the group's slow_start, read by workers */
+    atomic_bool checked;           /* health checks on: passive marks apply */
+    atomic_bool passive_down;      /* set by a worker that could not connect */
     /* main thread only */
     int refs; /* generations whose routes hold it */
     bool registered;
     bool drain_reported;
+    char redis_field[NET_ADDR_TEXT_MAX]; /* its field in Redis, as the member was written */
     int64_t drain_deadline_ns;
     struct lb_health_check_cfg hc;
     char hc_path[1024];

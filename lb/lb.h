@@ -93,7 +93,8 @@ struct lb_ctx {
     struct lb_health health; /* main thread */
     pthread_t main_thread;
     pthread_mutex_t dead_lock;
-    struct lb_gen *dead; /* released on a worker thread, to free on the main one */
+    pthread_mutex_t current_lock; /* switching `current` vs a worker taking a reference on it */
+    struct lb_gen *dead;          /* released on a worker thread, to free on the main one */
     ev_timer health_poll;
     atomic_long connections;     /* client connections open, all workers */
     atomic_long max_connections; /* lb.max_connections, reloadable */
@@ -112,6 +113,10 @@ struct lb_ctx {
 /* gen.c */
 struct lb_gen *lb_gen_build(struct lb_ctx *ctx, const struct gantry_config *cfg,
                             const struct lb_gen *previous, char *err, size_t errlen);
+/* ctx->current with a reference taken, atomically with respect to lb_gen_swap(). */
+struct lb_gen *lb_gen_current(struct lb_ctx *ctx);
+/* Makes gen current; returns the previous one, whose reference passes to the caller. */
+struct lb_gen *lb_gen_swap(struct lb_ctx *ctx, struct lb_gen *gen);
 void lb_gen_retain(struct lb_gen *gen);
 /* Any thread; the last release frees the generation on the main thread (lb_gen_reap). */
 void lb_gen_release(struct lb_gen *gen);

@@ -134,8 +134,7 @@ static int open_access_log(struct lb_ctx *ctx, const struct gantry_config *cfg)
 
 static void publish_gen(struct lb_ctx *ctx, struct lb_gen *gen)
 {
-    struct lb_gen *old = atomic_load(&ctx->current);
-    atomic_store(&ctx->current, gen);
+    struct lb_gen *old = lb_gen_swap(ctx, gen);
     ctx->announce_gen = gen->id; /* "in force" once every worker has switched to it */
     lb_workers_notify(ctx);
     lb_gen_release(old);
@@ -183,7 +182,7 @@ static void reload(void *arg)
     if (worker_count(&cfg) != ctx->n_workers)
         log_warn("lb.workers changes take effect at the next start; keeping %zu workers",
                  ctx->n_workers);
-    char err[256];
+    char err[256] = "the access log cannot be opened";
     struct lb_gen *gen =
         open_access_log(ctx, &cfg) < 0 ? NULL : build_from(ctx, &cfg, err, sizeof err);
     if (!gen) {
@@ -287,6 +286,7 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
     ctx->loop = EV_DEFAULT;
     ctx->main_thread = pthread_self();
     pthread_mutex_init(&ctx->dead_lock, NULL);
+    pthread_mutex_init(&ctx->current_lock, NULL);
     struct lb_health_hooks hooks = {on_health_changed, ctx};
     lb_health_init(&ctx->health, ctx->loop, &hooks);
     ev_timer_init(&ctx->health_poll, on_health_poll, 0.1, 0.1);
@@ -339,6 +339,7 @@ static void cleanup(struct lb_ctx *ctx)
         ev_timer_stop(ctx->loop, &ctx->health_poll);
         lb_health_free(&ctx->health);
         pthread_mutex_destroy(&ctx->dead_lock);
+        pthread_mutex_destroy(&ctx->current_lock);
     }
     if (ctx->have_cfg)
         config_free(&ctx->cfg);

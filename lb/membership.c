@@ -1,5 +1,6 @@
 #include "lb/membership.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,20 @@ void lb_membership_overlay(struct lb_ctx *ctx, const struct gantry_config *cfg,
     out->lb.target_groups.items = groups;
 }
 
+/* The field the target has in Redis: the member's own spelling ("localhost:9001" stays so),
+ * remembered for when it has left the members. */
+static const char *redis_field(struct lb_ctx *ctx, struct lb_tstate *t)
+{
+    const struct lb_member *members = NULL;
+    size_t n = 0;
+    if (ctx->discovery && lb_discovery_members(ctx->discovery, t->group, &members, &n))
+        for (size_t i = 0; i < n; i++)
+            if (members[i].addr.len == t->addr.len &&
+                memcmp(&members[i].addr.ss, &t->addr.ss, t->addr.len) == 0)
+                snprintf(t->redis_field, sizeof t->redis_field, "%s", members[i].text);
+    return t->redis_field[0] ? t->redis_field : t->addr_text;
+}
+
 void lb_membership_publish(struct lb_ctx *ctx, struct lb_tstate *t)
 {
     if (!ctx->discovery)
@@ -126,7 +141,8 @@ bool lb_membership_drained(struct lb_ctx *ctx)
         t->drain_reported = true;
         any = true;
         if (ctx->discovery)
-            lb_discovery_mark_drained(ctx->discovery, t->group, t->addr_text, clock_wall_ms());
+            lb_discovery_mark_drained(ctx->discovery, t->group, redis_field(ctx, t),
+                                      clock_wall_ms());
     }
     return any;
 }

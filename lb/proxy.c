@@ -76,7 +76,8 @@ static struct lb_upstream *upstream_alloc(struct lb_worker *w, struct lb_pool *p
     u->ep.io.data = u;
     ev_init(&u->timer, on_upstream_timer);
     u->timer.data = u;
-    buf_init(&u->ep.out, LB_OUT_LIMIT * 2);
+    /* A request head may be as large as max_header_size allows (1 MiB), plus what is added. */
+    buf_init(&u->ep.out, 1024 * 1024 + 2 * LB_OUT_LIMIT);
     pool->n_open++;
     return u;
 }
@@ -88,13 +89,15 @@ static struct lb_upstream *upstream_connect(struct lb_worker *w, struct lb_pool 
     int fd = socket(net_addr_family(&pool->addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *failed = true;
-        return NULL;
+        return NULL; /* errno says why */
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int rc = connect(fd, (const struct sockaddr *)&pool->addr.ss, pool->addr.len);
     if (rc < 0 && errno != EINPROGRESS) {
+        int why = errno;
         close(fd);
+        errno = why; /* for the caller: the target's fault or ours */
         *failed = true;
         return NULL;
     }
@@ -304,6 +307,19 @@ static int build_request_head(struct lb_client *c, const struct http1_msg *m, st
     return failed ? -1 : 0;
 }
 
+/* Whether the whole request (head and Content-Length body) is in the client's buffer; sets
+ * request_len when it is. */
+static bool whole_in_buffer(struct lb_client *c, const struct http1_msg *m)
+{
+    size_t have = buf_unread(&c->in) - m->head_len;
+    bool whole = m->body == HTTP1_BODY_NONE ||
+                 (m->body == HTTP1_BODY_LENGTH && (uint64_t)m->content_length <= have);
+    if (whole)
+        c->request_len =
+            m->head_len + (m->body == HTTP1_BODY_LENGTH ? (size_t)m->content_length : 0);
+    return whole;
+}
+
 /* Stages the request for u: its head, then what the client's buffer holds of the body. A request
  * that is whole in the buffer stays there (replayable) until the response head comes. */
 static int stage_request(struct lb_client *c, struct lb_upstream *u, const struct http1_msg *m)
@@ -315,13 +331,8 @@ static int stage_request(struct lb_client *c, struct lb_upstream *u, const struc
     lb_sbuf_prepare(c->w, &u->ep.out);
     if (build_request_head(c, m, &u->ep.out) < 0)
         return -1;
-    size_t have = buf_unread(&c->in) - m->head_len;
-    bool whole = m->body == HTTP1_BODY_NONE ||
-                 (m->body == HTTP1_BODY_LENGTH && (uint64_t)m->content_length <= have);
-    if (whole) {
+    if (whole_in_buffer(c, m)) {
         c->replayable = true;
-        c->request_len =
-            m->head_len + (m->body == HTTP1_BODY_LENGTH ? (size_t)m->content_length : 0);
         if (c->request_len > m->head_len) {
             u->ep.pass = buf_head(&c->in) + m->head_len;
             u->ep.pass_len = c->request_len - m->head_len;
@@ -396,18 +407,25 @@ enum retry { NO_RETRY, RETRY_SAME_TARGET, RETRY_OTHER_TARGET };
  * that may have seen it unless it is idempotent and the configuration allows it. A pooled
  * connection the target had closed is not the target's failure: the same target gets the request
  * on a new connection, once. */
-static enum retry retry_for(const struct lb_client *c, const struct lb_upstream *u,
-                            enum lb_failure kind)
+static enum retry retry_for(struct lb_client *c, const struct lb_upstream *u, enum lb_failure kind)
 {
     if (!c->replayable)
         return NO_RETRY;
-    if (kind == FAIL_CLOSED && u && u->reused && !c->replayed)
+    bool idempotent = is_idempotent(c->method);
+    /* The stale keep-alive race: a pooled connection the target closed as the request went.
+     * The target may still have read it, so only an idempotent request goes again. */
+    if (kind == FAIL_CLOSED && u && u->reused && !c->replayed && idempotent) {
+        c->may_have_seen = true;
         return RETRY_SAME_TARGET;
+    }
+    if (kind == FAIL_CLOSED)
+        c->may_have_seen = true;
     if (c->retries >= settings(c)->retries)
         return NO_RETRY;
-    if (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT)
-        return RETRY_OTHER_TARGET;
-    if (kind == FAIL_CLOSED && settings(c)->retry_idempotent && is_idempotent(c->method))
+    /* Once a target may have seen the request, no other target gets it, unless allowed. */
+    if (c->may_have_seen && !(settings(c)->retry_idempotent && idempotent))
+        return NO_RETRY;
+    if (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT || kind == FAIL_CLOSED)
         return RETRY_OTHER_TARGET;
     return NO_RETRY;
 }
@@ -518,7 +536,12 @@ static struct lb_upstream *open_upstream(struct lb_client *c, bool fresh)
         bool failed;
         u = upstream_connect(c->w, pool, &failed);
         if (!u) {
-            exchange_failed(c, FAIL_CONNECT, 502, "the target refused the connection");
+            /* Out of descriptors, ports or memory here is not the target's failure. */
+            bool local = errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                         errno == ENOMEM || errno == EADDRNOTAVAIL;
+            exchange_failed(c, local ? FAIL_INTERNAL : FAIL_CONNECT, 502,
+                            local ? "no resources to connect to the target"
+                                  : "the target refused the connection");
             return NULL;
         }
         lb_count(group_stats(c), c->w->id, LB_C_TARGET_NEW_CONNECTIONS, 1);
@@ -571,6 +594,8 @@ static bool any_healthy(const struct lb_client *c, const struct lb_target_group 
 static bool target_usable(const struct lb_client *c, const struct lb_target_group *g, uint32_t t,
                           bool some_healthy)
 {
+    if (g->targets[t].weight == 0) /* a sticky cookie must not reach it either */
+        return false;
     int state = lb_tstate_state(g->targets[t].health);
     bool live = state == LB_TARGET_HEALTHY ||
                 (!some_healthy && (state == LB_TARGET_INITIAL || state == LB_TARGET_UNHEALTHY));
@@ -637,6 +662,9 @@ void lb_proxy_start(struct lb_client *c, struct lb_target_group *group)
         return;
     }
     target_begin(c, c->target);
+    /* Known before the first connection, so that a connection refused at once is retried like
+     * one refused later. */
+    c->replayable = whole_in_buffer(c, m);
     struct lb_upstream *u = open_upstream(c, false);
     if (!u)
         return;

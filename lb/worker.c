@@ -264,10 +264,15 @@ static void close_draining_pools(struct lb_wgen *wg)
 
 static void switch_generation(struct lb_worker *w)
 {
-    struct lb_gen *gen = atomic_load(&w->ctx->current);
-    if (w->stopping || (w->current && w->current->gen == gen))
+    /* Reading the current generation and taking a reference on it must be one step: the main
+     * thread may publish the next one and drop its own reference in between. */
+    struct lb_gen *gen = lb_gen_current(w->ctx);
+    if (w->stopping || (w->current && w->current->gen == gen)) {
+        lb_gen_release(gen);
         return;
+    }
     struct lb_wgen *wg = wgen_new(w, gen);
+    lb_gen_release(gen); /* wgen_new took its own */
     if (!wg) {
         log_error("worker %zu: out of memory switching to configuration %u; keeping %u", w->id,
                   gen->id, w->current ? w->current->gen->id : 0);
