@@ -319,7 +319,8 @@ bool lb_health_poll(struct lb_health *h)
         if (atomic_exchange(&t->passive_down, false)) {
             t->passes = 0;
             if (t->registry->hooks.changed)
-                t->registry->hooks.changed(t->registry->hooks.ctx, t, LB_TARGET_HEALTHY);
+                t->registry->hooks.changed(t->registry->hooks.ctx, t,
+                                           atomic_load(&t->passive_from));
         }
         if (lb_tstate_state(t) == LB_TARGET_DRAINING &&
             (atomic_load(&t->inflight) == 0 || now >= t->drain_deadline_ns)) {
@@ -337,6 +338,7 @@ void lb_tstate_mark_down(struct lb_tstate *t)
     int state = lb_tstate_state(t);
     while (state == LB_TARGET_HEALTHY || state == LB_TARGET_INITIAL) {
         if (atomic_compare_exchange_weak(&t->state, &state, LB_TARGET_UNHEALTHY)) {
+            atomic_store(&t->passive_from, state);
             atomic_store(&t->reason, LB_REASON_CONNECTION_FAILED);
             atomic_store(&t->since_ms, clock_wall_ms());
             atomic_store(&t->passive_down, true);

@@ -63,6 +63,7 @@ struct lb_tstate {
     _Atomic int64_t slow_start_ns; /* the group's slow_start, read by workers */
     atomic_bool checked;           /* health checks on: passive marks apply */
     atomic_bool passive_down;      /* set by a worker that could not connect */
+    _Atomic int passive_from;      /* the state it was in then, for the log */
     /* main thread only */
     int refs; /* generations whose routes hold it */
     bool registered;
