@@ -742,23 +742,9 @@ static void session_fail(struct lb_discovery *d, const char *why)
     ev_timer_start(d->loop, &d->retry);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    struct lb_discovery *d = ac->data;
-    if (!d || status == REDIS_OK)
-        return; /* up once PING (or SELECT) and SUBSCRIBE answer */
-    /* hiredis frees this context when the callback returns. */
-    if (ac == d->cmd)
-        d->cmd = NULL;
-    else if (ac == d->sub)
-        d->sub = NULL;
-    else
-        return;
-    ((redisAsyncContext *)ac)->data = NULL;
-    session_fail(d, ac->errstr);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* A connection hiredis is about to free (after this callback returns): forget it, then end the
+ * session. Nothing when it is not one of ours any more. */
+static void connection_lost(const redisAsyncContext *ac, const char *why)
 {
     struct lb_discovery *d = ac->data;
     if (!d)
@@ -770,7 +756,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     else
         return;
     ((redisAsyncContext *)ac)->data = NULL;
-    session_fail(d, status == REDIS_OK ? "connection closed" : ac->errstr);
+    session_fail(d, why);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) /* up once PING (or SELECT) and SUBSCRIBE answer */
+        connection_lost(ac, ac->errstr);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    connection_lost(ac, status == REDIS_OK ? "connection closed" : ac->errstr);
 }
 
 static redisAsyncContext *open_connection(struct lb_discovery *d, char *err, size_t errlen)

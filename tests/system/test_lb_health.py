@@ -116,18 +116,8 @@ class PassiveHealthTest(HealthTestCase):
         # until a request finds it closed.
         dead = f"127.0.0.1:{free_port()}"
         check_port = checked.rpartition(":")[2]
-        yaml = f"""
-lb:
-  workers: 1
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: app}}
-  target_groups:
-    - name: app
-      targets: [{{address: "{dead}"}}, {{address: "{good}"}}]
-      health_check: {{path: /health, port: "{check_port}", interval: 30s}}
-"""
+        yaml = app_yaml([dead, good],
+                        health_check=f'{{path: /health, port: "{check_port}", interval: 30s}}')
         lb = self.start_lb(yaml)
         group = lambda: {t["address"]: t for t in lb.targets()["target_groups"][0]["targets"]}
         wait_until(lambda: group()[dead]["state"] == "healthy", message="the dead one to pass")

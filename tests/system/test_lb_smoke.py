@@ -1,22 +1,12 @@
 """gantry-lb end to end: a listener forwarding to two demo-app targets, round robin."""
 from harness import http_request
-from lb_fixtures import LbTestCase
+from lb_fixtures import LbTestCase, app_yaml
 
 
 class LbSmokeTest(LbTestCase):
     def test_forwards_round_robin_and_counts(self):
         backends = self.start_backends(2)
-        lb = self.start_lb(f"""
-            lb:
-              workers: 1
-              listeners:
-                - name: web
-                  listen: 127.0.0.1:0
-                  default_action: {{type: forward, target_group: app}}
-              target_groups:
-                - name: app
-                  targets: [{{address: "{backends[0]}"}}, {{address: "{backends[1]}"}}]
-            """)
+        lb = self.start_lb(app_yaml(backends, health_check=None))
         seen = [http_request(lb.listeners[0])[1]["x-task-id"] for _ in range(10)]
         self.assertEqual(sorted(seen), ["t0"] * 5 + ["t1"] * 5)
         self.assertTrue(all(a != b for a, b in zip(seen, seen[1:])), seen)
