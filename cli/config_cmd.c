@@ -70,6 +70,10 @@ static void print_list(FILE *out, const struct cfg_key *key, const struct cfg_li
             print_section(out, key->section, obj, col + 4, true);
             continue;
         }
+        if (key->elem_type == CFG_JSON) { /* JSON is YAML's flow style: it reads back as is */
+            fprintf(out, "%*s- %s\n", col + 2, "", ((const struct cfg_json *)obj)->text);
+            continue;
+        }
         fprintf(out, "%*s- ", col + 2, "");
         print_scalar(out, &item, obj);
         fputc('\n', out);

@@ -80,6 +80,8 @@ static const struct cfg_key root_keys[] = {
      .help = "the demo workload run by `gantry up`"},
     {"lb", CFG_SECTION, offsetof(struct gantry_config, lb), .section = &lb_config_section,
      .help = "gantry-lb, the L7 load balancer"},
+    {"core", CFG_SECTION, offsetof(struct gantry_config, core), .section = &core_config_section,
+     .help = "gantry-core, the ECS-compatible orchestration core"},
 };
 
 static const struct cfg_section root_section = {"", CFG_KEYS(root_keys),

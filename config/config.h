@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/daemon.h"
 #include "common/net.h"
+#include "config/core_config.h"
 #include "config/lb_config.h"
 #include "config/schema.h"
 #include "config/values.h"
@@ -50,6 +51,7 @@ struct gantry_config {
     struct config_up up;
     struct config_demo demo;
     struct config_lb lb;
+    struct config_core core;
 };
 
 const struct cfg_section *config_schema(void);

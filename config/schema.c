@@ -1,6 +1,8 @@
 #include "config/schema.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +100,7 @@ const char *cfg_type_name(const struct cfg_key *key)
         [CFG_BOOL] = "bool",         [CFG_INT] = "integer",         [CFG_STRING] = "string",
         [CFG_DURATION] = "duration", [CFG_SIZE] = "size",           [CFG_ENUM] = "enum",
         [CFG_ADDR] = "address",      [CFG_REDIS_URL] = "Redis URL", [CFG_SECTION] = "section",
-        [CFG_LIST] = "list",
+        [CFG_LIST] = "list",         [CFG_JSON] = "mapping",
     };
     return names[key->type];
 }
@@ -162,6 +164,9 @@ const char *cfg_expected(const struct cfg_key *key, char *out, size_t size)
         break;
     case CFG_LIST:
         snprintf(out, size, "a list");
+        break;
+    case CFG_JSON:
+        snprintf(out, size, "a mapping (YAML or JSON)");
         break;
     }
     return out;
@@ -239,6 +244,78 @@ static const char *describe_kind(const struct ynode *n)
 static void bind_value(struct cfg_ctx *ctx, const struct cfg_key *key, enum cfg_type type,
                        void *dst, const struct ynode *node, const char *path);
 
+static json_t *plain_scalar_json(const char *text)
+{
+    int64_t v;
+    if (!*text || strcmp(text, "~") == 0 || strcmp(text, "null") == 0)
+        return json_null();
+    if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+        return json_boolean(text[0] == 't');
+    if (value_parse_int(text, &v) == 0)
+        return json_integer(v);
+    char *end;
+    errno = 0;
+    double d = strtod(text, &end);
+    if (*end == '\0' && errno == 0 && (isdigit((unsigned char)text[0]) || text[0] == '-'))
+        return json_real(d);
+    return json_string(text);
+}
+
+static json_t *ynode_to_json(const struct ynode *n)
+{
+    if (n->kind == YNODE_SCALAR)
+        return n->plain ? plain_scalar_json(n->value) : json_string(n->value);
+    json_t *out = n->kind == YNODE_MAP ? json_object() : json_array();
+    for (size_t i = 0; out && i < n->n_items; i += n->kind == YNODE_MAP ? 2 : 1) {
+        if (n->kind == YNODE_SEQ) {
+            json_array_append_new(out, ynode_to_json(n->items[i]));
+            continue;
+        }
+        if (i + 1 >= n->n_items || n->items[i]->kind != YNODE_SCALAR)
+            continue; /* refused by the caller before it gets here */
+        json_object_set_new(out, n->items[i]->value, ynode_to_json(n->items[i + 1]));
+    }
+    return out;
+}
+
+static bool has_complex_key(const struct ynode *n)
+{
+    if (n->kind == YNODE_SCALAR)
+        return false;
+    for (size_t i = 0; i < n->n_items; i++) {
+        if (n->kind == YNODE_MAP && i % 2 == 0 && n->items[i]->kind != YNODE_SCALAR)
+            return true;
+        if (has_complex_key(n->items[i]))
+            return true;
+    }
+    return false;
+}
+
+static void bind_json(struct cfg_ctx *ctx, struct cfg_json *dst, const struct ynode *node,
+                      const char *path)
+{
+    if (node->kind != YNODE_MAP) {
+        cfg_error(ctx, node, "'%s' must be a mapping, not %s", path, describe_kind(node));
+        return;
+    }
+    if (has_complex_key(node)) {
+        cfg_error(ctx, node, "'%s': keys must be plain names", path);
+        return;
+    }
+    json_t *doc = ynode_to_json(node);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    dst->text = text ? arena_strdup(ctx->arena, text) : NULL;
+    free(text);
+    if (!dst->text) {
+        cfg_error(ctx, node, "'%s': out of memory", path);
+        return;
+    }
+    dst->origin.file = arena_strdup(ctx->arena, ctx->file);
+    dst->origin.line = node->line;
+    dst->origin.col = node->col;
+}
+
 size_t cfg_list_item_size(const struct cfg_key *key)
 {
     switch (key->elem_type) {
@@ -248,6 +325,8 @@ size_t cfg_list_item_size(const struct cfg_key *key)
         return sizeof(struct net_addr);
     case CFG_STRING:
         return sizeof(const char *);
+    case CFG_JSON:
+        return sizeof(struct cfg_json);
     default:
         return sizeof(int64_t);
     }
@@ -302,6 +381,10 @@ static void bind_value(struct cfg_ctx *ctx, const struct cfg_key *key, enum cfg_
     }
     if (type == CFG_LIST) {
         bind_list(ctx, key, dst, node, path);
+        return;
+    }
+    if (type == CFG_JSON) {
+        bind_json(ctx, dst, node, path);
         return;
     }
     struct cfg_key scalar = *key;
@@ -522,6 +605,11 @@ const char *cfg_format_value(const struct cfg_key *key, const void *obj, char *o
     case CFG_SECTION:
     case CFG_LIST:
         snprintf(out, size, "%s", "");
+        break;
+    case CFG_JSON:
+        snprintf(out, size, "%s",
+                 ((const struct cfg_json *)src)->text ? ((const struct cfg_json *)src)->text
+                                                      : "{}");
         break;
     }
     return out;

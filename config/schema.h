@@ -6,7 +6,9 @@
  * A section is a struct; each key names a field by offset and type. Storage per type:
  *   CFG_BOOL bool, CFG_INT / CFG_DURATION (ms) / CFG_SIZE (bytes) int64_t, CFG_STRING const char *,
  *   CFG_ENUM int (index into choices), CFG_ADDR struct net_addr, CFG_REDIS_URL struct redis_url,
- *   CFG_SECTION the nested struct, CFG_LIST struct cfg_list of elem_type items. */
+ *   CFG_SECTION the nested struct, CFG_LIST struct cfg_list of elem_type items,
+ *   CFG_JSON struct cfg_json: a mapping kept whole as JSON text, for a component that validates it
+ *   itself (gantry-core's task definitions in ECS's own format). */
 #ifndef GANTRY_CONFIG_SCHEMA_H
 #define GANTRY_CONFIG_SCHEMA_H
 
@@ -28,6 +30,7 @@ enum cfg_type {
     CFG_REDIS_URL,
     CFG_SECTION,
     CFG_LIST,
+    CFG_JSON,
 };
 
 struct cfg_list {
@@ -37,6 +40,21 @@ struct cfg_list {
 
 struct cfg_ctx;
 struct cfg_section;
+
+/* Where a section was written, for errors found after all files are merged (a reference to a
+ * target group defined in another file, say). A section with `has_origin` keeps one as its first
+ * member. */
+struct cfg_origin {
+    const char *file;
+    int line, col;
+};
+
+/* A CFG_JSON value: YAML plain scalars become JSON numbers, booleans and null where they read as
+ * such, every other scalar a string. */
+struct cfg_json {
+    const char *text; /* compact JSON, NUL-terminated */
+    struct cfg_origin origin;
+};
 
 struct cfg_key {
     const char *name;
@@ -49,14 +67,6 @@ struct cfg_key {
     enum cfg_type elem_type;           /* CFG_LIST */
     size_t max_items;                  /* CFG_LIST; 0: no bound */
     const char *help;
-};
-
-/* Where a section was written, for errors found after all files are merged (a reference to a
- * target group defined in another file, say). A section with `has_origin` keeps one as its first
- * member. */
-struct cfg_origin {
-    const char *file;
-    int line, col;
 };
 
 struct cfg_section {

@@ -21,7 +21,7 @@ static const struct daemon_usage usage = {
              "  BODY_SIZE   default response body size, e.g. 16k\n"
              "  LATENCY     default delay before each response, e.g. 50ms\n"
              "  CPU         default CPU time burnt per request, e.g. 5ms\n"
-             "  TASK_ID     identity sent in X-Task-Id (default demo)\n"
+             "  TASK_ID     identity sent in X-Task-Id (default $GANTRY_TASK_ID, else demo)\n"
              "\nendpoints:\n"
              "  GET /?size=1k&latency=50ms&cpu=5ms   a body of size bytes (query optional)\n"
              "  GET /health                          200 ok, or 503 after POST /health/fail\n"
@@ -77,6 +77,8 @@ static int read_env(struct env_settings *e)
     memset(e, 0, sizeof *e);
     e->host = env_get("HOST");
     e->task_id = env_get("TASK_ID");
+    if (!e->task_id) /* set by gantry-core for the tasks it runs */
+        e->task_id = env_get("GANTRY_TASK_ID");
     if (env_number("PORT", value_parse_int, 0, 65535, "a port number from 0 to 65535", &e->has_port,
                    &e->port) < 0 ||
         env_number("BODY_SIZE", value_parse_size, 0, DEMO_MAX_BODY_SIZE,

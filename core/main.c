@@ -1,0 +1,300 @@
+/* gantry-core: the ECS-compatible orchestration core. Loads its state from Redis, applies the
+ * configuration's declared clusters, task definitions and services, serves the ECS API and runs
+ * the service scheduler. SIGHUP re-reads the configuration and applies its declared state again
+ * (a refused file changes nothing); SIGTERM stops every task (deregistered first) and exits. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "core/bootstrap.h"
+#include "core/core.h"
+#include "core/launch.h"
+#include "core/targets.h"
+
+enum { SHUTDOWN_MAX_MS = 15000, REDIS_START_WAIT_MS = 10000 };
+
+struct core_main {
+    struct core core;
+    struct gantry_config cfg;
+    struct daemon_args args;
+    struct daemon_signals signals;
+    ev_timer shutdown_timer;
+    int64_t shutdown_deadline_ms;
+};
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX + 32];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Tasks a previous gantry-core left: this version does not re-adopt them, so their processes
+ * (those whose pid still has the recorded start time: never an unrelated process) are killed, their
+ * targets deregistered, and the tasks STOPPED; their services start replacements. */
+static void retire_previous_tasks(struct core *core)
+{
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        if (t->last == TASK_STOPPED)
+            continue;
+        for (int i = 0; i < t->n_containers; i++) {
+            struct task_container *c = &t->containers[i];
+            if (c->pid > 0 && c->start_ticks && runner_start_ticks(c->pid) == c->start_ticks)
+                runner_signal(c->pid, SIGKILL);
+            c->running = false;
+        }
+        for (int k = 0; k < t->n_targets; k++) {
+            t->targets[k].registered = true; /* whatever was recorded: make sure it is gone */
+            targets_deregister(core, &t->targets[k]);
+        }
+        task_request_stop(t, "gantry-core restarted; the task was not re-adopted",
+                          "TaskFailedToStart");
+        t->placed = false;
+        runner_task_done(&core->runner, t->id);
+        task_set_status(t, TASK_STOPPED);
+        t->stopped_at_ms = clock_wall_ms();
+        log_warn("task %s of a previous gantry-core stopped", t->id);
+    }
+}
+
+static int load_state(struct core *core)
+{
+    char why[512];
+    int64_t deadline = clock_mono_ms() + REDIS_START_WAIT_MS;
+    for (;;) {
+        if (store_load(core, why, sizeof why) == 0)
+            return 0;
+        if (clock_mono_ms() >= deadline)
+            break;
+        usleep(200 * 1000);
+    }
+    log_error("cannot load the state from Redis: %s", why);
+    return -1;
+}
+
+static bool all_stopped(struct core *core)
+{
+    for (struct core_task *t = core->tasks; t; t = t->next)
+        for (int i = 0; i < t->n_containers; i++)
+            if (t->containers[i].running)
+                return false;
+    return true;
+}
+
+static void on_shutdown_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct core_main *m = w->data;
+    struct core *core = &m->core;
+    scheduler_reconcile(core);
+    bool done = all_stopped(core);
+    if (!done && clock_mono_ms() < m->shutdown_deadline_ms)
+        return;
+    if (!done) {
+        log_warn("shutdown: tasks still running after %d ms; killed", SHUTDOWN_MAX_MS);
+        for (struct core_task *t = core->tasks; t; t = t->next)
+            for (int i = 0; i < t->n_containers; i++)
+                if (t->containers[i].running)
+                    runner_signal(t->containers[i].pid, SIGKILL);
+    }
+    ev_timer_stop(loop, w);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Every task stops as in a scale-in (targets deregistered, SIGTERM, SIGKILL after stopTimeout),
+ * without waiting for a drain: the machine's tasks are going away with their core. */
+static void on_stop(void *arg)
+{
+    struct core_main *m = arg;
+    struct core *core = &m->core;
+    log_info("stopping: every task stops");
+    http_server_stop(&core->api);
+    scheduler_stop(core);
+    daemon_signals_stop(core->loop, &m->signals);
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        if (t->last == TASK_STOPPED)
+            continue;
+        task_request_stop(t, "gantry-core was stopped", "ServiceSchedulerInitiated");
+        t->no_drain = true;
+        for (int i = 0; i < t->n_containers; i++)
+            if (t->containers[i].stop_timeout_ms > SHUTDOWN_MAX_MS - 1000)
+                t->containers[i].stop_timeout_ms = SHUTDOWN_MAX_MS - 1000;
+    }
+    m->shutdown_deadline_ms = clock_mono_ms() + SHUTDOWN_MAX_MS;
+    ev_timer_init(&m->shutdown_timer, on_shutdown_tick, 0.0, 0.05);
+    m->shutdown_timer.data = m;
+    ev_timer_start(core->loop, &m->shutdown_timer);
+}
+
+static int load_config(struct gantry_config *cfg, const struct daemon_args *args,
+                       struct cfg_errors *errors)
+{
+    if (config_load_args(cfg, args, errors) < 0)
+        return -1;
+    if (args->listen) {
+        char why[160];
+        if (net_addr_parse(args->listen, &cfg->core.listen, why, sizeof why) < 0) {
+            snprintf(errors->messages[errors->count++], CFG_ERROR_LEN,
+                     "command line: --listen '%.64s': %s", args->listen, why);
+            errors->total++;
+            return -1;
+        }
+    }
+    return bootstrap_validate(&cfg->core, errors);
+}
+
+static void on_reload(void *arg)
+{
+    struct core_main *m = arg;
+    struct gantry_config *next = malloc(sizeof *next);
+    struct cfg_errors errors;
+    if (!next)
+        return;
+    if (load_config(next, &m->args, &errors) < 0) {
+        for (size_t i = 0; i < errors.count; i++)
+            log_error("reload refused: %s", errors.messages[i]);
+        log_error("reload refused: the running configuration stays");
+        config_free(next);
+        free(next);
+        return;
+    }
+    /* The API keeps its address (a new one needs a restart); everything else takes effect. */
+    next->core.listen = m->cfg.core.listen;
+    config_free(&m->cfg);
+    m->cfg = *next;
+    free(next);
+    m->core.cfg = &m->cfg;
+    bootstrap_apply(&m->core);
+    if (store_flush(&m->core) < 0)
+        log_warn("state store: %s", m->core.redis.error);
+    core_kick(&m->core);
+    log_info("configuration reloaded");
+}
+
+static int core_init(struct core_main *m)
+{
+    struct core *core = &m->core;
+    core->loop = ev_default_loop(0);
+    core->cfg = &m->cfg;
+    core->clusters = json_object();
+    core->instances = json_object();
+    core->taskdefs = json_object();
+    core->pending_deletes = json_array();
+    core->pending_events = json_array();
+    if (!getcwd(core->cwd, sizeof core->cwd)) {
+        log_error("cannot read the working directory: %s", strerror(errno));
+        return -1;
+    }
+    const char *run = m->cfg.core.run_dir;
+    if (run[0] == '/')
+        snprintf(core->run_dir, sizeof core->run_dir, "%s", run);
+    else
+        snprintf(core->run_dir, sizeof core->run_dir, "%.2000s/%.200s", core->cwd, run);
+    char tasks_dir[PATH_MAX + 16];
+    snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", core->run_dir);
+    if (mkdir_p(tasks_dir) < 0) {
+        log_error("cannot create %s: %s", tasks_dir, strerror(errno));
+        return -1;
+    }
+    struct redis_url url = m->cfg.redis.url;
+    if (!url.addr.len) {
+        char why[160];
+        value_parse_redis_url("redis://127.0.0.1:6379", &url, why, sizeof why);
+    }
+    redis_sync_init(&core->redis, &url, m->cfg.redis.connect_timeout_ms);
+    runner_init(&core->runner, m->cfg.core.cgroups);
+    instance_detect(core);
+    return 0;
+}
+
+static void core_free(struct core *core)
+{
+    while (core->tasks) {
+        struct core_task *t = core->tasks;
+        core->tasks = t->next;
+        task_free(t);
+    }
+    while (core->services) {
+        struct core_service *s = core->services;
+        core->services = s->next;
+        service_free(s);
+    }
+    json_decref(core->clusters);
+    json_decref(core->instances);
+    json_decref(core->taskdefs);
+    json_decref(core->pending_deletes);
+    json_decref(core->pending_events);
+    redis_sync_close(&core->redis);
+}
+
+static int run(struct core_main *m)
+{
+    struct core *core = &m->core;
+    if (core_init(m) < 0 || load_state(core) < 0)
+        return 1;
+    retire_previous_tasks(core);
+    bootstrap_apply(core);
+    if (store_flush(core) < 0)
+        log_warn("state store: %s", core->redis.error);
+    char why[256];
+    if (api_start(core, why, sizeof why) < 0) {
+        log_error("cannot listen: %s", why);
+        return 1;
+    }
+    scheduler_start(core);
+    daemon_signals_start(core->loop, &m->signals, on_stop, on_reload, m);
+    char addr[NET_ADDR_TEXT_MAX], url[NET_ADDR_TEXT_MAX + 16];
+    net_addr_format(&core->api.bound, addr, sizeof addr);
+    snprintf(url, sizeof url, "http://%s", addr);
+    const char *ready[] = {url};
+    log_info("ECS API on %s", url);
+    daemon_ready(ready, 1);
+    ev_run(core->loop, 0);
+    if (store_flush(core) < 0)
+        log_warn("state store: the last state was not written: %s", core->redis.error);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct core_main m; /* large (the port bitmap): not on the stack */
+    struct daemon_usage usage = {
+        .name = "gantry-core",
+        .summary = "the ECS-compatible orchestration core (API, state in Redis, scheduler)",
+        .flags = DAEMON_TAKES_REDIS | DAEMON_TAKES_LISTEN,
+    };
+    int rc = daemon_args_parse(argc, argv, &usage, &m.args);
+    if (rc != DAEMON_ARGS_GO_ON)
+        return rc;
+    struct cfg_errors errors;
+    int failed = load_config(&m.cfg, &m.args, &errors) < 0;
+    if (failed)
+        config_print_errors(&errors, stderr);
+    if (m.args.check && !failed)
+        printf("configuration OK\n");
+    if (m.args.check || failed) {
+        config_free(&m.cfg);
+        return failed ? 1 : 0;
+    }
+    log_init("gantry-core", (enum log_level)m.cfg.log.level);
+    rc = run(&m);
+    core_free(&m.core);
+    config_free(&m.cfg);
+    return rc;
+}
