@@ -62,14 +62,20 @@ struct up_ctx {
 };
 
 static bool needs_own_redis(const struct up_ctx *ctx);
+static bool always(const struct up_ctx *ctx);
+static bool lb_configured(const struct up_ctx *ctx);
 static bool demo_enabled(const struct up_ctx *ctx);
 static int build_redis(struct up_ctx *ctx, struct child_spec *spec);
+static int build_daemon(struct up_ctx *ctx, struct child_spec *spec);
 static int build_demo(struct up_ctx *ctx, struct child_spec *spec);
 
 /* What `gantry up` runs, in start order (and stopped in reverse). Redis comes first: everything
- * else depends on it. A gantry daemon is one row: {"core", "gantry-core", always, build_daemon}. */
+ * else depends on it. In reverse, gantry-lb stops taking traffic before gantry-core stops the
+ * tasks behind it. */
 static const struct program programs[] = {
     {"redis", NULL, needs_own_redis, build_redis},
+    {"core", "gantry-core", always, build_daemon},
+    {"lb", "gantry-lb", lb_configured, build_daemon, "http"},
     {"demo", "gantry-demo-app", demo_enabled, build_demo, "http"},
 };
 #define N_PROGRAMS (sizeof programs / sizeof programs[0])
@@ -95,10 +101,15 @@ __attribute__((format(printf, 2, 3))) static const char *up_strf(struct up_ctx *
     return s;
 }
 
-__attribute__((unused)) static bool always(const struct up_ctx *ctx)
+static bool always(const struct up_ctx *ctx)
 {
     (void)ctx;
     return true;
+}
+
+static bool lb_configured(const struct up_ctx *ctx)
+{
+    return ctx->cfg.lb.listeners.count > 0;
 }
 
 static bool needs_own_redis(const struct up_ctx *ctx)
@@ -126,7 +137,7 @@ static int build_redis(struct up_ctx *ctx, struct child_spec *spec)
 
 /* The gantry daemons read the same files, use the Redis `gantry up` runs (or was given) and log at
  * its level. For the rows of gantry-core, gantry-lb, ... */
-__attribute__((unused)) static int build_daemon(struct up_ctx *ctx, struct child_spec *spec)
+static int build_daemon(struct up_ctx *ctx, struct child_spec *spec)
 {
     for (size_t i = 0; i < ctx->args.n_config_files; i++) {
         child_spec_arg(spec, "-c");
@@ -408,6 +419,60 @@ static int find_bin_dir(struct up_ctx *ctx)
     return 0;
 }
 
+/* With no -c file, `gantry up` runs the demo service behind gantry-lb on 127.0.0.1:8080: this
+ * text (config/examples/demo.yaml with the demo's absolute path), written into the run directory
+ * so that every daemon reads the same file. */
+static const char embedded_config[] =
+    "# Written by `gantry up` run without -c: its embedded defaults (see config/examples/demo.yaml)\n"
+    "demo: {enabled: false}\n"
+    "core:\n"
+    "  clusters: [default]\n"
+    "  task_definitions:\n"
+    "    - family: demo\n"
+    "      containerDefinitions:\n"
+    "        - name: web\n"
+    "          image: gantry/demo-app\n"
+    "          command: [\"%s/gantry-demo-app\"]\n"
+    "          cpu: 128\n"
+    "          memoryReservation: 32\n"
+    "          portMappings: [{containerPort: 8080}]\n"
+    "  services:\n"
+    "    - serviceName: demo\n"
+    "      taskDefinition: demo\n"
+    "      desiredCount: 2\n"
+    "      loadBalancers: [{targetGroupArn: demo, containerName: web, containerPort: 8080}]\n"
+    "lb:\n"
+    "  listeners:\n"
+    "    - name: web\n"
+    "      listen: 127.0.0.1:8080\n"
+    "      default_action: {type: forward, target_group: demo}\n"
+    "  target_groups:\n"
+    "    - name: demo\n"
+    "      targets_from: redis\n"
+    "      health_check: {path: /health, interval: 2s, timeout: 1s, healthy_threshold: 2}\n"
+    "      deregistration_delay: 10s\n";
+
+static int use_embedded_config(struct up_ctx *ctx)
+{
+    static char path[] = "run/gantry-up.yaml";
+    if (find_bin_dir(ctx) < 0)
+        return -1;
+    if (mkdir("run", 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "gantry: cannot create run/: %s\n", strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    int ok = f && fprintf(f, embedded_config, ctx->bin_dir) > 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok) {
+        fprintf(stderr, "gantry: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    ctx->args.config_files[ctx->args.n_config_files++] = path;
+    return 0;
+}
+
 static int prefix_width(const struct up_ctx *ctx)
 {
     size_t width = 0;
@@ -465,9 +530,12 @@ int up_main(int argc, char **argv)
         .name = "gantry up",
         .summary = "run the whole stack on this machine, in the foreground",
         .flags = DAEMON_TAKES_REDIS,
-        .extra = "\nStarts its own redis-server when redis.url is empty, then the demo workload\n"
-                 "(demo.enabled), each once the previous one is ready; restarts what crashes;\n"
-                 "Ctrl-C (SIGINT) or SIGTERM stops everything, in reverse order.\n",
+        .extra = "\nStarts its own redis-server when redis.url is empty, then gantry-core, gantry-lb\n"
+                 "(when lb.listeners is set) and the standalone demo workload (demo.enabled), each\n"
+                 "once the previous one is ready; restarts what crashes; Ctrl-C (SIGINT) or\n"
+                 "SIGTERM stops everything, in reverse order. Without -c it runs its embedded\n"
+                 "defaults (written to run/gantry-up.yaml): the demo service, two tasks run by\n"
+                 "gantry-core, behind gantry-lb on http://127.0.0.1:8080/.\n",
     };
     struct up_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -480,6 +548,9 @@ int up_main(int argc, char **argv)
                 argv[ctx->args.first_operand]);
         status = 2;
     }
+    if (status == DAEMON_ARGS_GO_ON && ctx->args.n_config_files == 0 && !ctx->args.check &&
+        use_embedded_config(ctx) < 0)
+        status = 1;
     if (status == DAEMON_ARGS_GO_ON)
         status = config_daemon_start(&ctx->cfg, &ctx->args, "gantry");
     if (status >= 0) { /* done already: help, usage error, --check, or a bad configuration */

@@ -124,6 +124,7 @@ struct core {
     bool dirty_clusters;
     bool store_failed; /* the last flush failed: retried every reconcile */
     bool store_failed_logged;
+    bool shutting_down; /* every task is stopping: services start no replacement */
     int64_t stopped_tasks_gc_ms;
 };
 

@@ -28,22 +28,6 @@ struct core_main {
     int64_t shutdown_deadline_ms;
 };
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX + 32];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Tasks a previous gantry-core left: this version does not re-adopt them, so their processes
  * (those whose pid still has the recorded start time: never an unrelated process) are killed, their
  * targets deregistered, and the tasks STOPPED; their services start replacements. */
@@ -123,6 +107,7 @@ static void on_stop(void *arg)
     struct core_main *m = arg;
     struct core *core = &m->core;
     log_info("stopping: every task stops");
+    core->shutting_down = true;
     http_server_stop(&core->api);
     scheduler_stop(core);
     daemon_signals_stop(core->loop, &m->signals);
@@ -205,12 +190,7 @@ static int core_init(struct core_main *m)
         snprintf(core->run_dir, sizeof core->run_dir, "%s", run);
     else
         snprintf(core->run_dir, sizeof core->run_dir, "%.2000s/%.200s", core->cwd, run);
-    char tasks_dir[PATH_MAX + 16];
-    snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", core->run_dir);
-    if (mkdir_p(tasks_dir) < 0) {
-        log_error("cannot create %s: %s", tasks_dir, strerror(errno));
-        return -1;
-    }
+    /* run_dir/tasks/ID is created with the first task (runner_start): nothing on disk before. */
     struct redis_url url = m->cfg.redis.url;
     if (!url.addr.len) {
         char why[160];

@@ -203,7 +203,8 @@ static void reconcile_service(struct core *core, struct core_service *svc)
     if (svc->deleted || svc->inactive_at_ms)
         return;
     struct pass_events ev = {0};
-    scale(core, svc, &ev);
+    if (!core->shutting_down)
+        scale(core, svc, &ev);
     announce(core, svc, &ev);
     sync_targets(core, svc);
     if (svc->active) {
@@ -444,7 +445,7 @@ void scheduler_reconcile(struct core *core)
         if (s->deleted || s->inactive_at_ms)
             continue;
         sync_targets(core, s);
-        if (s->active)
+        if (s->active && !core->shutting_down)
             check_steady(core, s);
     }
     forget_stopped(core, now);

@@ -9,7 +9,8 @@ import stat
 import subprocess
 import unittest
 
-from harness import (GantryTestCase, _read_resp, binary, free_port, http_request, pids_of,
+from core_fixtures import task_pids
+from harness import (ROOT, GantryTestCase, _read_resp, binary, free_port, http_request, pids_of,
                      wait_until)
 
 
@@ -54,6 +55,7 @@ class GantryUpTest(GantryTestCase):
         resolved against the working directory, self.tmp)."""
         text = (f"up:\n  run_dir: run\n  ready_timeout: {ready_timeout}\n  stop_timeout: 3s\n"
                 "  restart_backoff_min: 50ms\n  restart_backoff_max: 200ms\n" + up_extra +
+                "core:\n  listen: 127.0.0.1:0\n" +
                 (f"demo:\n  enabled: true\n  listen: {self.demo_addr}\n  body_size: 100\n"
                  if demo else "demo:\n  enabled: false\n") + extra)
         return self.write_file(name, text)
@@ -74,7 +76,8 @@ class GantryUpTest(GantryTestCase):
 
     def test_up_runs_its_own_redis_and_stops_on_sigint(self):
         up, addrs = self.start_up(self.write_config())
-        self.assertEqual(addrs, ["unix:" + self.socket_path])
+        self.assertEqual(addrs[0], "unix:" + self.socket_path)
+        self.assertEqual(len(addrs), 2, addrs)  # and gantry-core's API
         self.assertEqual(unix_command(self.socket_path, "PING"), "PONG")
         self.assertEqual(stat.S_IMODE(os.stat(self.socket_path).st_mode), 0o700)
         self.assertTrue(os.path.isdir(os.path.join(self.run_dir, "redis")))
@@ -100,9 +103,10 @@ class GantryUpTest(GantryTestCase):
 
     def test_crashed_redis_is_restarted(self):
         up, _ = self.start_up(self.write_config())
-        [pid] = pids_of(self.run_dir)
+        [pid] = pids_of("redis-server.*" + self.run_dir)
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: pids_of(self.run_dir) not in ([], [pid]), message="a new redis")
+        wait_until(lambda: pids_of("redis-server.*" + self.run_dir) not in ([], [pid]),
+                   message="a new redis")
         wait_until(lambda: unix_command(self.socket_path, "PING") == "PONG",
                    message="redis answering again")
         log = up.log()
@@ -150,7 +154,8 @@ class GantryUpTest(GantryTestCase):
                 ("--redis", self.write_config(name="plain.yaml"), ["--redis", redis.url])]:
             with self.subTest(how=how):
                 up, addrs = self.start_up(config, args)
-                self.assertEqual(addrs, [])
+                self.assertEqual(len(addrs), 1, addrs)  # gantry-core's API only
+                self.assertTrue(addrs[0].startswith("http://127.0.0.1:"), addrs)
                 self.assertIn(f"redis {redis.url}/0 (external)", up.log())
                 self.assertFalse(os.path.exists(self.run_dir))
                 self.assertFalse(pids_of(self.run_dir))
@@ -195,8 +200,9 @@ class GantryUpTest(GantryTestCase):
     @unittest.skipUnless(DEMO, NEEDS_DEMO)
     def test_full_stack_serves_the_demo_and_stops_in_order(self):
         up, addrs = self.start_up(self.write_config(demo=True))
-        self.assertEqual(addrs, ["unix:" + self.socket_path, self.demo_addr])
-        status, _, body = http_request(addrs[1])
+        self.assertEqual([addrs[0], addrs[2]], ["unix:" + self.socket_path, self.demo_addr])
+        self.assertTrue(addrs[1].startswith("http://127.0.0.1:"), addrs)  # gantry-core's API
+        status, _, body = http_request(addrs[2])
         self.assertEqual((status, len(body)), (200, 100))
         self.assertEqual(unix_command(self.socket_path, "PING"), "PONG")
         self.assertIn(f"demo http://{self.demo_addr}/; Ctrl-C to stop", up.log())
@@ -204,7 +210,8 @@ class GantryUpTest(GantryTestCase):
         self.assertEqual(up.wait(), 0, up.log())
         self.assert_nothing_left()
         log = up.log()
-        self.assertLess(log.index("demo stopped"), log.index("redis stopped"))
+        self.assertLess(log.index("demo stopped"), log.index("core stopped"))
+        self.assertLess(log.index("core stopped"), log.index("redis stopped"))
 
     @unittest.skipUnless(DEMO, NEEDS_DEMO)
     def test_crashed_demo_is_restarted_and_serves_again(self):
@@ -215,7 +222,7 @@ class GantryUpTest(GantryTestCase):
         wait_until(lambda: pids_of(pattern) not in ([], [pid]), message="a new demo app")
         wait_until(lambda: "demo is ready" in up.log().split("restarted demo")[-1],
                    message="the new demo ready")
-        self.assertEqual(http_request(addrs[1])[0], 200)
+        self.assertEqual(http_request(addrs[-1])[0], 200)
         self.assertIn(f"demo (pid {pid}) was killed by signal 9", up.log())
         up.signal(signal.SIGINT)
         self.assertEqual(up.wait(), 0, up.log())
@@ -233,6 +240,79 @@ class GantryUpTest(GantryTestCase):
         self.assertTrue(any(self.demo_addr in line for line in demo_lines), proc.stdout)
         self.assertIn("gantry: demo exited with status", proc.stderr)
         self.assert_nothing_left()
+
+    # --- the demo service: gantry-core's tasks behind gantry-lb ---
+
+    def served_task_ids(self, addr, n=20):
+        ids = set()
+        for _ in range(n):
+            status, headers, _ = http_request(addr)
+            self.assertEqual(status, 200)
+            ids.add(headers["x-task-id"])
+        return ids
+
+    def wait_two_tasks_serving(self, addr):
+        """Both tasks of the demo service answer through the balancer (ids are ECS task ids)."""
+        def two():
+            try:
+                ids = self.served_task_ids(addr)
+            except (OSError, AssertionError):
+                return None
+            return len(ids) == 2 and ids
+        ids = wait_until(two, timeout=20, interval=0.2, message="two demo tasks behind gantry-lb")
+        for task_id in ids:
+            self.assertRegex(task_id, r"^[0-9a-f]{32}$")
+        return ids
+
+    def stop_and_check_nothing_left(self, up):
+        up.signal(signal.SIGINT)
+        self.assertEqual(up.wait(timeout=30), 0, up.log())
+        self.assertEqual(task_pids(self.run_dir), [], "a task outlived gantry up")
+        self.assert_nothing_left()
+        log = up.log()
+        self.assertLess(log.index("lb stopped"), log.index("core stopped"))
+
+    def test_demo_example_runs_the_service_behind_the_balancer(self):
+        """config/examples/demo.yaml, with free ports and the demo's absolute path."""
+        override = self.write_file("override.yaml", f"""\
+up:
+  run_dir: run
+  stop_timeout: 10s
+core:
+  listen: 127.0.0.1:0
+  run_dir: {self.run_dir}
+  task_definitions:
+    - family: demo
+      containerDefinitions:
+        - name: web
+          image: gantry/demo-app
+          command: ["{binary("gantry-demo-app")}"]
+          memoryReservation: 32
+          portMappings: [{{containerPort: 8080}}]
+lb:
+  admin: 127.0.0.1:0
+  listeners:
+    - name: web
+      listen: 127.0.0.1:0
+      default_action: {{type: forward, target_group: demo}}
+""")
+        up, addrs = self.start_up(os.path.join(ROOT, "config/examples/demo.yaml"),
+                                  ["-c", override])
+        listener = addrs[2]
+        self.wait_two_tasks_serving(listener)
+        self.assertIn("(service demo) has reached a steady state.", up.log())
+        self.stop_and_check_nothing_left(up)
+
+    def test_without_a_config_it_runs_the_embedded_demo_service(self):
+        """`make run`: no -c; the demo service on 127.0.0.1:8080, the API on 127.0.0.1:9300."""
+        up = self.start_program("gantry", ["up"])
+        addrs = up.wait_ready()
+        self.assertIn("http://127.0.0.1:9300", addrs)
+        self.assertIn("127.0.0.1:8080", addrs)
+        self.wait_two_tasks_serving("127.0.0.1:8080")
+        with open(os.path.join(self.run_dir, "gantry-up.yaml")) as f:
+            self.assertIn(binary("gantry-demo-app"), f.read())
+        self.stop_and_check_nothing_left(up)
 
     # --- the command line ---
 
