@@ -228,7 +228,7 @@ static json_t *resources(int cpu, int memory, const json_t *ports)
                      "name", "CPU", "type", "INTEGER", "integerValue", (json_int_t)cpu, "name",
                      "MEMORY", "type", "INTEGER", "integerValue", (json_int_t)memory, "name",
                      "PORTS", "type", "STRINGSET", "stringSetValue", ports, "name", "PORTS_UDP",
-                     "type", "STRINGSET");
+                     "type", "STRINGSET", "stringSetValue");
 }
 
 json_t *instance_describe(struct core *core, const char *cluster)

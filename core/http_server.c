@@ -107,7 +107,9 @@ static int handle_one(struct http_conn *c)
     limits.max_head = HEAD_MAX;
     size_t avail = buf_unread(&c->in);
     enum http1_result pr = http1_parse_request(buf_head(&c->in), avail, c->parsed_len, &limits, &msg);
-    c->parsed_len = avail;
+    /* Resuming the search for the head's end is only right while the head is incomplete: once it
+     * is whole, a wait for the body must find it again from the start. */
+    c->parsed_len = pr == HTTP1_NEED_MORE ? avail : 0;
     if (pr == HTTP1_NEED_MORE)
         return 0;
     if (pr == HTTP1_ERROR) {
