@@ -150,10 +150,11 @@ class CoreTestCase(GantryTestCase):
             except OSError:
                 pass
 
-    def start_core(self, extra_yaml="", clusters=("default",), redis=None, args=(), env=None,
-                   wait=True, name="core.yaml"):
+    def start_core(self, core_yaml="", extra_yaml="", clusters=("default",), redis=None, args=(),
+                   env=None, wait=True, name="core.yaml"):
         """gantry-core on a private redis-server (or `redis`), API on a free loopback port, run
-        directory in the test's temp dir. extra_yaml is appended under the top level."""
+        directory in the test's temp dir. core_yaml: more keys of the core section (indented by
+        two spaces); extra_yaml: more top-level sections."""
         self.redis = redis or getattr(self, "redis", None) or self.start_redis()
         text = textwrap.dedent(f"""\
             redis: {{url: "{self.redis.url}"}}
@@ -162,7 +163,7 @@ class CoreTestCase(GantryTestCase):
               run_dir: {os.path.join(self.tmp, "run")}
               reconcile_interval: 200ms
               clusters: {json.dumps(list(clusters))}
-            """) + textwrap.dedent(extra_yaml)
+            """) + core_yaml + textwrap.dedent(extra_yaml)
         config_path = self.write_file(name, text)
         program = self.start_program("gantry-core", ["-c", config_path, *args], env=env)
         if not wait:
