@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/redis_sync.h"
 #include "config/config.h"
 #include "lb/discovery.h"
 
@@ -74,56 +75,26 @@ static const char *time_text(const char *ms_text, int64_t ms, char *out, size_t 
 /* --- the synchronous connection --- */
 
 struct redis {
-    redisContext *c;
+    struct redis_sync sync;
+    redisContext *c; /* sync.c, for the pipelines below */
     char url[NET_ADDR_TEXT_MAX + 32];
 };
 
 static int redis_open(struct redis *r, const struct redis_url *url, int64_t timeout_ms)
 {
+    redis_sync_init(&r->sync, url, timeout_ms);
     lb_redis_url_text(url, r->url, sizeof r->url);
-    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
-    if (net_addr_family(&url->addr) == AF_UNIX) {
-        r->c =
-            redisConnectUnixWithTimeout(((const struct sockaddr_un *)&url->addr.ss)->sun_path, tv);
-    } else {
-        char host[INET6_ADDRSTRLEN];
-        int family = net_addr_family(&url->addr);
-        const void *a =
-            family == AF_INET
-                ? (const void *)&((const struct sockaddr_in *)&url->addr.ss)->sin_addr
-                : (const void *)&((const struct sockaddr_in6 *)&url->addr.ss)->sin6_addr;
-        inet_ntop(family, a, host, sizeof host);
-        r->c = redisConnectWithTimeout(host, net_addr_port(&url->addr), tv);
-    }
-    if (!r->c || r->c->err) {
-        fprintf(stderr, "gantry: cannot reach Redis at %s: %s\n", r->url,
-                r->c ? r->c->errstr : "out of memory");
-        if (r->c)
-            redisFree(r->c);
-        r->c = NULL;
+    if (redis_sync_connect(&r->sync) < 0) {
+        fprintf(stderr, "gantry: %s\n", r->sync.error);
         return -1;
     }
-    redisSetTimeout(r->c, tv);
-    if (url->db) {
-        redisReply *reply = redisCommand(r->c, "SELECT %d", url->db);
-        bool ok = reply && reply->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            fprintf(stderr, "gantry: cannot use database %d of Redis at %s: %s\n", url->db, r->url,
-                    reply ? reply->str : r->c->errstr);
-        freeReplyObject(reply);
-        if (!ok) {
-            redisFree(r->c);
-            r->c = NULL;
-            return -1;
-        }
-    }
+    r->c = r->sync.c;
     return 0;
 }
 
 static void redis_close(struct redis *r)
 {
-    if (r->c)
-        redisFree(r->c);
+    redis_sync_close(&r->sync);
     r->c = NULL;
 }
 

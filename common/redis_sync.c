@@ -9,12 +9,27 @@
 
 #include "common/net.h"
 
+const char *redis_url_text(const struct redis_url *url, char *out, size_t size)
+{
+    char addr[NET_ADDR_TEXT_MAX];
+    if (!url->addr.len)
+        snprintf(out, size, "redis://127.0.0.1:6379");
+    else if (net_addr_family(&url->addr) == AF_UNIX)
+        snprintf(out, size, "%s", net_addr_format(&url->addr, addr, sizeof addr));
+    else if (url->db)
+        snprintf(out, size, "redis://%s/%d", net_addr_format(&url->addr, addr, sizeof addr),
+                 url->db);
+    else
+        snprintf(out, size, "redis://%s", net_addr_format(&url->addr, addr, sizeof addr));
+    return out;
+}
+
 void redis_sync_init(struct redis_sync *r, const struct redis_url *url, int64_t timeout_ms)
 {
     memset(r, 0, sizeof *r);
     r->url = *url;
     r->timeout_ms = timeout_ms;
-    value_format_redis_url(url, r->url_text, sizeof r->url_text);
+    redis_url_text(url, r->url_text, sizeof r->url_text);
 }
 
 void redis_sync_close(struct redis_sync *r)
@@ -133,8 +148,7 @@ int redis_sync_multi(struct redis_sync *r, const struct redis_cmd *cmds, size_t 
     int ok = redisAppendCommand(r->c, "MULTI") == REDIS_OK;
     for (size_t i = 0; ok && i < n; i++)
         ok = redisAppendCommandArgv(r->c, cmds[i].argc, (const char **)cmds[i].argv,
-                                    cmds[i].argvlen) ==
-             REDIS_OK;
+                                    cmds[i].argvlen) == REDIS_OK;
     ok = ok && redisAppendCommand(r->c, "EXEC") == REDIS_OK;
     if (!ok) {
         snprintf(r->error, sizeof r->error, "cannot send to Redis: %s", r->c->errstr);
@@ -153,8 +167,7 @@ int redis_sync_multi(struct redis_sync *r, const struct redis_cmd *cmds, size_t 
             continue;
         }
         if (i == n + 1 && reply->type != REDIS_REPLY_ARRAY) {
-            snprintf(r->error, sizeof r->error, "Redis at %s aborted a transaction",
-                     r->url_text);
+            snprintf(r->error, sizeof r->error, "Redis at %s aborted a transaction", r->url_text);
             failed = 1;
         }
         freeReplyObject(reply);

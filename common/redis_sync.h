@@ -17,6 +17,10 @@ struct redis_sync {
     char error[512]; /* why the last call failed */
 };
 
+/* How messages name a Redis: "redis://127.0.0.1:6379" (no /0), "unix:/path"; the default when
+ * none is configured. */
+const char *redis_url_text(const struct redis_url *url, char *out, size_t size);
+
 void redis_sync_init(struct redis_sync *r, const struct redis_url *url, int64_t timeout_ms);
 /* Connects if not connected. Returns 0 or -1 (r->error says why). */
 int redis_sync_connect(struct redis_sync *r);

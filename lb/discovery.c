@@ -16,6 +16,7 @@
 #include <adapters/libev.h>
 
 #include "common/log.h"
+#include "common/redis_sync.h"
 
 enum {
     BACKOFF_MIN_MS = 100,
@@ -139,17 +140,7 @@ int lb_member_compare(const struct lb_member *a, const struct lb_member *b)
 
 const char *lb_redis_url_text(const struct redis_url *url, char *out, size_t size)
 {
-    char addr[NET_ADDR_TEXT_MAX];
-    if (!url->addr.len)
-        snprintf(out, size, "redis://127.0.0.1:6379");
-    else if (net_addr_family(&url->addr) == AF_UNIX)
-        snprintf(out, size, "%s", net_addr_format(&url->addr, addr, sizeof addr));
-    else if (url->db)
-        snprintf(out, size, "redis://%s/%d", net_addr_format(&url->addr, addr, sizeof addr),
-                 url->db);
-    else
-        snprintf(out, size, "redis://%s", net_addr_format(&url->addr, addr, sizeof addr));
-    return out;
+    return redis_url_text(url, out, size);
 }
 
 /* --- the module's state --- */
