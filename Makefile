@@ -100,13 +100,15 @@ test: deps all
 # starting from the seeds in tests/fuzz/seeds-NAME/ plus what earlier runs found.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+# The shared library's sources, plus gantry-core's pure task definition rules.
+FUZZ_SRCS := $(LIB_SRCS) core/taskdef.c core/api_error.c
 FUZZ_FLAGS := -std=c11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
 fuzz:
 	@scripts/deps.sh build fuzz
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  clang $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/$$t.c $(LIB_SRCS) $(PKG_LIBS) -lm \
+	  clang $(FUZZ_FLAGS) $(PKG_CFLAGS) tests/fuzz/$$t.c $(FUZZ_SRCS) $(PKG_LIBS) -lm \
 	    -o build/fuzz/$$t; \
 	  mkdir -p build/fuzz/corpus-$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \

@@ -423,7 +423,8 @@ static int find_bin_dir(struct up_ctx *ctx)
  * text (config/examples/demo.yaml with the demo's absolute path), written into the run directory
  * so that every daemon reads the same file. */
 static const char embedded_config[] =
-    "# Written by `gantry up` run without -c: its embedded defaults (see config/examples/demo.yaml)\n"
+    "# Written by `gantry up` run without -c: its embedded defaults (see "
+    "config/examples/demo.yaml)\n"
     "demo: {enabled: false}\n"
     "core:\n"
     "  clusters: [default]\n"
@@ -530,12 +531,13 @@ int up_main(int argc, char **argv)
         .name = "gantry up",
         .summary = "run the whole stack on this machine, in the foreground",
         .flags = DAEMON_TAKES_REDIS,
-        .extra = "\nStarts its own redis-server when redis.url is empty, then gantry-core, gantry-lb\n"
-                 "(when lb.listeners is set) and the standalone demo workload (demo.enabled), each\n"
-                 "once the previous one is ready; restarts what crashes; Ctrl-C (SIGINT) or\n"
-                 "SIGTERM stops everything, in reverse order. Without -c it runs its embedded\n"
-                 "defaults (written to run/gantry-up.yaml): the demo service, two tasks run by\n"
-                 "gantry-core, behind gantry-lb on http://127.0.0.1:8080/.\n",
+        .extra =
+            "\nStarts its own redis-server when redis.url is empty, then gantry-core, gantry-lb\n"
+            "(when lb.listeners is set) and the standalone demo workload (demo.enabled), each\n"
+            "once the previous one is ready; restarts what crashes; Ctrl-C (SIGINT) or\n"
+            "SIGTERM stops everything, in reverse order. Without -c it runs its embedded\n"
+            "defaults (written to run/gantry-up.yaml): the demo service, two tasks run by\n"
+            "gantry-core, behind gantry-lb on http://127.0.0.1:8080/.\n",
     };
     struct up_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {

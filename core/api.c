@@ -37,8 +37,7 @@ static const struct api_action actions[] = {
 static const struct api_action *find_action(struct http1_slice name)
 {
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
-        if (strlen(actions[i].name) == name.len &&
-            memcmp(actions[i].name, name.p, name.len) == 0)
+        if (strlen(actions[i].name) == name.len && memcmp(actions[i].name, name.p, name.len) == 0)
             return &actions[i];
     return NULL;
 }
@@ -70,8 +69,7 @@ static const struct api_action *request_action(const struct http_request *req,
     }
     const struct http1_header *target = http1_header_find(msg, "X-Amz-Target");
     size_t plen = strlen(TARGET_PREFIX);
-    if (!target || target->value.len <= plen ||
-        memcmp(target->value.p, TARGET_PREFIX, plen) != 0) {
+    if (!target || target->value.len <= plen || memcmp(target->value.p, TARGET_PREFIX, plen) != 0) {
         api_fail(err, "UnknownOperationException",
                  "missing or unknown X-Amz-Target (expected " TARGET_PREFIX "<Action>)");
         return NULL;
@@ -143,6 +141,5 @@ static void handle(void *ctx, const struct http_request *req, struct http_respon
 int api_start(struct core *core, char *why, size_t why_size)
 {
     return http_server_start(&core->api, core->loop, &core->cfg->core.listen,
-                             (size_t)core->cfg->core.max_request_size, handle, core, why,
-                             why_size);
+                             (size_t)core->cfg->core.max_request_size, handle, core, why, why_size);
 }

@@ -8,8 +8,8 @@
 
 void core_arn(const struct core *core, char *out, size_t size, const char *fmt, ...)
 {
-    int n = snprintf(out, size, "arn:aws:ecs:%s:%s:", core->cfg->core.region,
-                     core->cfg->core.account);
+    int n =
+        snprintf(out, size, "arn:aws:ecs:%s:%s:", core->cfg->core.region, core->cfg->core.account);
     if (n < 0 || (size_t)n >= size)
         return;
     va_list ap;
@@ -21,8 +21,8 @@ void core_arn(const struct core *core, char *out, size_t size, const char *fmt, 
 const char *core_arn_name(const char *text, const char *resource, char *out, size_t size)
 {
     if (strncmp(text, "arn:", 4) != 0) {
-        snprintf(out, size, "%s", text);
-        return out;
+        /* a name too long to hold is no name of ours: never match on a truncated copy */
+        return snprintf(out, size, "%s", text) < (int)size ? out : NULL;
     }
     /* arn:PARTITION:ecs:REGION:ACCOUNT:RESOURCE/... */
     const char *p = text;
@@ -36,8 +36,7 @@ const char *core_arn_name(const char *text, const char *resource, char *out, siz
     if (strncmp(p, resource, rlen) != 0 || p[rlen] != '/')
         return NULL;
     const char *last = strrchr(p, '/');
-    snprintf(out, size, "%s", last + 1);
-    return out;
+    return snprintf(out, size, "%s", last + 1) < (int)size ? out : NULL;
 }
 
 void core_new_id(char out[CORE_ID_LEN + 1])

@@ -32,12 +32,13 @@ static void validate_service(const json_t *in, const struct cfg_json *item, size
         error_at(errors, item, "services", i,
                  "serviceName is required: 1 to 255 letters, digits, '-' and '_'");
     else if (!json_is_string(td))
-        error_at(errors, item, "services", i, "taskDefinition is required (a family or family:rev)");
+        error_at(errors, item, "services", i,
+                 "taskDefinition is required (a family or family:rev)");
     else if (count && (!json_is_integer(count) || json_integer_value(count) < 0 ||
                        json_integer_value(count) > 1000))
         error_at(errors, item, "services", i, "desiredCount must be an integer from 0 to 1000");
-    else if (cluster && (!json_is_string(cluster) ||
-                         !taskdef_valid_name(json_string_value(cluster))))
+    else if (cluster &&
+             (!json_is_string(cluster) || !taskdef_valid_name(json_string_value(cluster))))
         error_at(errors, item, "services", i, "cluster must be a cluster name");
 }
 

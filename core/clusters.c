@@ -29,8 +29,8 @@ static json_t *instance_new(struct core *core, const char *cluster)
     gethostname(hostname, sizeof hostname - 1);
     return json_pack("{s:s, s:s, s:s, s:b, s:f, s:{s:s, s:s}, s:[{s:s, s:s}], s:s}",
                      "containerInstanceArn", arn, "status", "ACTIVE", "ec2InstanceId", hostname,
-                     "agentConnected", 1, "registeredAt", core_now(), "versionInfo",
-                     "agentVersion", "gantry-core", "agentHash", "", "attributes", "name",
+                     "agentConnected", 1, "registeredAt", core_now(), "versionInfo", "agentVersion",
+                     "gantry-core", "agentHash", "", "attributes", "name",
                      "ecs.capability.gantry-process", "value", "", "capacityProviderName", "");
 }
 
@@ -42,7 +42,7 @@ json_t *cluster_ensure(struct core *core, const char *name)
         json_object_set_new(core->clusters, name, doc);
         core->dirty_clusters = true;
         log_info("cluster %s created", name);
-    } else if (strcmp(json_string_value(json_object_get(doc, "status")), "ACTIVE") != 0) {
+    } else if (strcmp(jstr(doc, "status"), "ACTIVE") != 0) {
         json_object_set_new(doc, "status", json_string("ACTIVE"));
         core->dirty_clusters = true;
     }
@@ -50,11 +50,21 @@ json_t *cluster_ensure(struct core *core, const char *name)
     if (!inst) {
         json_object_set_new(core->instances, name, instance_new(core, name));
         core->dirty_clusters = true;
-    } else if (strcmp(json_string_value(json_object_get(inst, "status")), "ACTIVE") != 0) {
+    } else if (strcmp(jstr(inst, "status"), "ACTIVE") != 0) {
         json_object_set_new(inst, "status", json_string("ACTIVE"));
         core->dirty_clusters = true;
     }
     return doc;
+}
+
+/* The cluster name a `cluster` member names (a name or a cluster ARN); -1 with ECS's
+ * InvalidParameterException when it can be neither. */
+static int cluster_ref_name(const char *ref, const char *what, char *name, struct api_error *err)
+{
+    if (!core_arn_name(ref, "cluster", name, CORE_NAME_MAX) || !taskdef_valid_name(name))
+        return api_fail(err, "InvalidParameterException",
+                        "%s must match ^[a-zA-Z0-9\\-_]{1,255}$, but was %.300s", what, ref);
+    return 0;
 }
 
 json_t *cluster_find(struct core *core, const char *name_or_arn, char *name_out,
@@ -63,12 +73,10 @@ json_t *cluster_find(struct core *core, const char *name_or_arn, char *name_out,
     char name[CORE_NAME_MAX];
     if (!name_or_arn)
         name_or_arn = "default";
-    if (!core_arn_name(name_or_arn, "cluster", name, sizeof name)) {
-        api_fail(err, "InvalidParameterException", "'%.300s' is not a cluster ARN", name_or_arn);
+    if (cluster_ref_name(name_or_arn, "Cluster", name, err) < 0)
         return NULL;
-    }
     json_t *doc = json_object_get(core->clusters, name);
-    if (!doc || strcmp(json_string_value(json_object_get(doc, "status")), "ACTIVE") != 0) {
+    if (!doc || strcmp(jstr(doc, "status"), "ACTIVE") != 0) {
         api_fail(err, "ClusterNotFoundException", "Cluster not found.");
         return NULL;
     }
@@ -82,11 +90,7 @@ static int cluster_name_param(json_t *in, const char *key, char *name, struct ap
     const char *text;
     if (param_string(in, key, false, &text, err) < 0)
         return -1;
-    if (!text)
-        text = "default";
-    if (!core_arn_name(text, "cluster", name, CORE_NAME_MAX))
-        return api_fail(err, "InvalidParameterException", "'%.300s' is not a cluster ARN", text);
-    return 0;
+    return cluster_ref_name(text ? text : "default", key, name, err);
 }
 
 /* The cluster as Describe* shows it: stored fields plus the live counts. */
@@ -97,7 +101,7 @@ static json_t *cluster_describe(struct core *core, const char *name, json_t *doc
     scheduler_counts(core, name, NULL, &running, &pending);
     for (struct core_service *s = core->services; s; s = s->next)
         services += strcmp(s->cluster, name) == 0 && s->active;
-    bool active = strcmp(json_string_value(json_object_get(doc, "status")), "ACTIVE") == 0;
+    bool active = strcmp(jstr(doc, "status"), "ACTIVE") == 0;
     json_object_set_new(out, "registeredContainerInstancesCount", json_integer(active));
     json_object_set_new(out, "runningTasksCount", json_integer(running));
     json_object_set_new(out, "pendingTasksCount", json_integer(pending));
@@ -110,10 +114,6 @@ int act_create_cluster(struct core *core, json_t *in, json_t **out, struct api_e
     char name[CORE_NAME_MAX];
     if (cluster_name_param(in, "clusterName", name, err) < 0)
         return -1;
-    if (!taskdef_valid_name(name))
-        return api_fail(err, "InvalidParameterException",
-                        "clusterName: up to 255 letters (uppercase and lowercase), numbers, "
-                        "underscores, and hyphens are allowed");
     json_t *doc = cluster_ensure(core, name);
     *out = json_pack("{s:o}", "cluster", cluster_describe(core, name, doc));
     return 0;
@@ -131,7 +131,7 @@ int act_delete_cluster(struct core *core, json_t *in, json_t **out, struct api_e
     for (struct core_service *s = core->services; s; s = s->next)
         if (strcmp(s->cluster, name) == 0 && s->inactive_at_ms == 0)
             return api_fail(err, "ClusterContainsServicesException",
-                                "The Cluster cannot be deleted while Services are active.");
+                            "The Cluster cannot be deleted while Services are active.");
     for (struct core_task *t = core->tasks; t; t = t->next)
         if (strcmp(t->cluster, name) == 0 && t->last != TASK_STOPPED)
             return api_fail(err, "ClusterContainsTasksException",
@@ -160,8 +160,8 @@ static json_t *active_cluster_arns(struct core *core)
     json_t *doc;
     json_object_foreach(core->clusters, name, doc)
     {
-        if (arns && strcmp(json_string_value(json_object_get(doc, "status")), "ACTIVE") == 0)
-            arns[k++] = json_string_value(json_object_get(doc, "clusterArn"));
+        if (arns && strcmp(jstr(doc, "status"), "ACTIVE") == 0)
+            arns[k++] = jstr(doc, "clusterArn");
     }
     json_t *all = json_array();
     if (arns) {
@@ -219,7 +219,7 @@ int act_describe_clusters(struct core *core, json_t *in, json_t **out, struct ap
 const char *instance_arn(struct core *core, const char *cluster)
 {
     json_t *inst = json_object_get(core->instances, cluster);
-    return inst ? json_string_value(json_object_get(inst, "containerInstanceArn")) : "";
+    return inst ? jstr(inst, "containerInstanceArn") : "";
 }
 
 static json_t *resources(int cpu, int memory, const json_t *ports)
@@ -260,8 +260,7 @@ json_t *instance_describe(struct core *core, const char *cluster)
     return out;
 }
 
-int act_list_container_instances(struct core *core, json_t *in, json_t **out,
-                                 struct api_error *err)
+int act_list_container_instances(struct core *core, json_t *in, json_t **out, struct api_error *err)
 {
     const char *ref, *status, *filter;
     char name[CORE_NAME_MAX];
@@ -271,8 +270,8 @@ int act_list_container_instances(struct core *core, json_t *in, json_t **out,
         return -1;
     if (!cluster_find(core, ref, name, err))
         return -1;
-    static const char *const statuses[] = {"ACTIVE", "DRAINING", "REGISTERING",
-                                           "DEREGISTERING", "REGISTRATION_FAILED"};
+    static const char *const statuses[] = {"ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING",
+                                           "REGISTRATION_FAILED"};
     bool known = !status;
     for (size_t i = 0; status && i < sizeof statuses / sizeof statuses[0]; i++)
         known |= strcmp(status, statuses[i]) == 0;
@@ -324,12 +323,11 @@ void instance_detect(struct core *core)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct sysinfo si;
     int64_t mem = sysinfo(&si) == 0 ? (int64_t)si.totalram * si.mem_unit : 0;
-    core->instance_cpu = core->cfg->core.instance_cpu
-                             ? (int)core->cfg->core.instance_cpu
-                             : (int)(1024 * (cores > 0 ? cores : 1));
-    core->instance_memory_mib = (int)((core->cfg->core.instance_memory ? core->cfg->core.instance_memory
-                                                                       : mem) /
-                                      (1024 * 1024));
+    core->instance_cpu = core->cfg->core.instance_cpu ? (int)core->cfg->core.instance_cpu
+                                                      : (int)(1024 * (cores > 0 ? cores : 1));
+    core->instance_memory_mib =
+        (int)((core->cfg->core.instance_memory ? core->cfg->core.instance_memory : mem) /
+              (1024 * 1024));
     log_info("container instance: %d CPU units, %d MiB", core->instance_cpu,
              core->instance_memory_mib);
 }

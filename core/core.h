@@ -21,6 +21,14 @@
 #include "core/runner.h"
 #include "core/taskdef.h"
 
+/* The string member `key` of obj, or "" when it is absent or not a string: documents come back
+ * from Redis, where anyone may have damaged them, so no member is trusted to be there. */
+static inline const char *jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
 enum { CORE_NAME_MAX = 256, CORE_ID_LEN = 32, CORE_MAX_EVENTS = 100, CORE_MAX_TARGETS = 16 };
 
 /* ECS's task statuses, in lifecycle order. */
@@ -114,7 +122,7 @@ struct core {
     json_t *taskdefs;  /* family -> array of TaskDefinition, index revision-1 */
     struct core_service *services;
     struct core_task *tasks;
-    json_t *pending_deletes; /* [key, field] pairs to HDEL from Redis */
+    json_t *pending_deletes; /* [key, field] pairs to HDEL from Redis, [key] to DEL */
     json_t *pending_events;  /* [key, event JSON text] pairs to LPUSH */
     int instance_cpu;        /* units */
     int instance_memory_mib;
@@ -142,7 +150,8 @@ int store_check(struct core *core, struct api_error *err);
 void core_arn(const struct core *core, char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The last path element of an ARN of the given resource type ("cluster", "service", "task"...),
- * or the text itself when it is not an ARN. NULL when it is an ARN of another type. */
+ * or the text itself when it is not an ARN. NULL when it is an ARN of another type, or when the
+ * result does not fit in size (no name of ours is that long). */
 const char *core_arn_name(const char *text, const char *resource, char *out, size_t size);
 void core_new_id(char out[CORE_ID_LEN + 1]);
 double core_now(void); /* epoch seconds, as ECS's timestamps */
@@ -235,6 +244,5 @@ int act_run_task(struct core *, json_t *, json_t **, struct api_error *);
 int act_stop_task(struct core *, json_t *, json_t **, struct api_error *);
 int act_list_tasks(struct core *, json_t *, json_t **, struct api_error *);
 int act_describe_tasks(struct core *, json_t *, json_t **, struct api_error *);
-
 
 #endif

@@ -50,8 +50,7 @@ static void conn_want(struct http_conn *c, int events)
 
 static void queue_response(struct http_conn *c, const struct http_response *r, bool keep_alive)
 {
-    buf_printf(&c->out,
-               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
                r->status, http1_reason(r->status), r->content_type ? r->content_type : "text/plain",
                r->body_len, r->extra_headers, keep_alive ? "" : "Connection: close\r\n");
     if (r->body_len)
@@ -106,7 +105,8 @@ static int handle_one(struct http_conn *c)
     struct http1_limits limits = http1_default_limits;
     limits.max_head = HEAD_MAX;
     size_t avail = buf_unread(&c->in);
-    enum http1_result pr = http1_parse_request(buf_head(&c->in), avail, c->parsed_len, &limits, &msg);
+    enum http1_result pr =
+        http1_parse_request(buf_head(&c->in), avail, c->parsed_len, &limits, &msg);
     /* Resuming the search for the head's end is only right while the head is incomplete: once it
      * is whole, a wait for the body must find it again from the start. */
     c->parsed_len = pr == HTTP1_NEED_MORE ? avail : 0;

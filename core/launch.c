@@ -72,8 +72,8 @@ static int reserve_ports(struct core *core, struct core_task *task)
                 port = -1;
             else if (!port)
                 port = allocate_port(core);
-            if (port < 0 || (size_t)task->n_ports >= sizeof task->host_ports /
-                                                         sizeof task->host_ports[0]) {
+            if (port < 0 ||
+                (size_t)task->n_ports >= sizeof task->host_ports / sizeof task->host_ports[0]) {
                 for (int k = 0; k < task->n_ports; k++)
                     port_mark(core, task->host_ports[k], false);
                 task->n_ports = 0;
@@ -156,11 +156,10 @@ static const json_t *container_override(const struct core_task *task, const char
 {
     size_t i;
     json_t *co;
-    json_array_foreach(json_object_get(json_object_get(task->doc, "overrides"),
-                                       "containerOverrides"),
-                       i, co)
+    json_array_foreach(
+        json_object_get(json_object_get(task->doc, "overrides"), "containerOverrides"), i, co)
     {
-        if (strcmp(json_string_value(json_object_get(co, "name")), name) == 0)
+        if (strcmp(jstr(co, "name"), name) == 0)
             return co;
     }
     return NULL;
@@ -213,8 +212,8 @@ static int build_env(struct core *core, struct core_task *task, const json_t *de
     rc |= env_set(env, "HOST", "127.0.0.1");
     rc |= env_set(env, "GANTRY_CLUSTER", task->cluster);
     rc |= env_set(env, "GANTRY_TASK_ID", task->id);
-    rc |= env_set(env, "GANTRY_TASK_ARN", json_string_value(json_object_get(task->doc, "taskArn")));
-    rc |= env_set(env, "GANTRY_CONTAINER_NAME", json_string_value(json_object_get(def, "name")));
+    rc |= env_set(env, "GANTRY_TASK_ARN", jstr(task->doc, "taskArn"));
+    rc |= env_set(env, "GANTRY_CONTAINER_NAME", jstr(def, "name"));
     if (first_port >= 0) {
         snprintf(port_text, sizeof port_text, "%d", task->host_ports[first_port]);
         rc |= env_set(env, "PORT", port_text);
@@ -232,7 +231,7 @@ static int build_env(struct core *core, struct core_task *task, const json_t *de
     }
     (void)core;
     rc |= env_from_list(env, json_object_get(def, "environment"));
-    const json_t *co = container_override(task, json_string_value(json_object_get(def, "name")));
+    const json_t *co = container_override(task, jstr(def, "name"));
     if (co)
         rc |= env_from_list(env, json_object_get(co, "environment"));
     return rc ? -1 : 0;
@@ -268,14 +267,14 @@ static int append_args(struct core *core, struct strings *argv, const json_t *li
 static int build_argv(struct core *core, struct core_task *task, const json_t *def,
                       struct strings *argv)
 {
-    const json_t *co = container_override(task, json_string_value(json_object_get(def, "name")));
+    const json_t *co = container_override(task, jstr(def, "name"));
     const json_t *command = co && json_object_get(co, "command") ? json_object_get(co, "command")
                                                                  : json_object_get(def, "command");
     if (append_args(core, argv, json_object_get(def, "entryPoint")) < 0 ||
         append_args(core, argv, command) < 0)
         return -1;
     if (argv->n == 0) {
-        char *program = program_path(core, json_string_value(json_object_get(def, "image")));
+        char *program = program_path(core, jstr(def, "image"));
         if (strings_add(argv, program) < 0) {
             free(program);
             return -1;
@@ -338,7 +337,7 @@ static int host_port_of(const struct core_task *task, const char *container, int
     int k = 0;
     json_array_foreach(json_object_get(task->td, "containerDefinitions"), i, def)
     {
-        bool this_container = strcmp(json_string_value(json_object_get(def, "name")), container) == 0;
+        bool this_container = strcmp(jstr(def, "name"), container) == 0;
         json_array_foreach(json_object_get(def, "portMappings"), j, pm)
         {
             if (this_container && json_integer_value(json_object_get(pm, "containerPort")) == port)
@@ -351,8 +350,8 @@ static int host_port_of(const struct core_task *task, const char *container, int
 
 static void set_targets(struct core *core, struct core_task *task)
 {
-    struct core_service *svc = task->service[0] ? service_find(core, task->cluster, task->service)
-                                                : NULL;
+    struct core_service *svc =
+        task->service[0] ? service_find(core, task->cluster, task->service) : NULL;
     task->n_targets = 0;
     if (!svc)
         return;
@@ -362,8 +361,8 @@ static void set_targets(struct core *core, struct core_task *task)
     {
         if (task->n_targets >= CORE_MAX_TARGETS)
             break;
-        const char *arn = json_string_value(json_object_get(lb, "targetGroupArn"));
-        int port = host_port_of(task, json_string_value(json_object_get(lb, "containerName")),
+        const char *arn = jstr(lb, "targetGroupArn");
+        int port = host_port_of(task, jstr(lb, "containerName"),
                                 json_integer_value(json_object_get(lb, "containerPort")));
         struct task_target *t = &task->targets[task->n_targets];
         if (port < 0 || service_lb_group(arn, t->group, sizeof t->group) < 0)
@@ -391,9 +390,8 @@ int launch_start(struct core *core, struct core_task *task, char *why, size_t si
             build_env(core, task, def, n_ports ? port_index : -1, &envs[i]) < 0)
             failed = 1;
         port_index += (int)n_ports;
-        rc[i] = (struct runner_container){.name = task->containers[i].name,
-                                          .argv = argvs[i].items,
-                                          .envp = envs[i].items};
+        rc[i] = (struct runner_container){
+            .name = task->containers[i].name, .argv = argvs[i].items, .envp = envs[i].items};
     }
     char task_dir[PATH_MAX + 64];
     snprintf(task_dir, sizeof task_dir, "%s/tasks/%s", core->run_dir, task->id);

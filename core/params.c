@@ -38,9 +38,8 @@ int param_int(const json_t *in, const char *key, bool required, int64_t min, int
         return wrong_type(err, key, "an integer");
     int64_t n = json_integer_value(v);
     if (n < min || n > max)
-        return api_fail(err, "InvalidParameterException",
-                        "'%s' is %lld (expected %lld to %lld)", key, (long long)n,
-                        (long long)min, (long long)max);
+        return api_fail(err, "InvalidParameterException", "'%s' is %lld (expected %lld to %lld)",
+                        key, (long long)n, (long long)min, (long long)max);
     *out = n;
     return 0;
 }

@@ -81,16 +81,14 @@ static void scale(struct core *core, struct core_service *svc, struct pass_event
     int64_t have = 0;
     for (struct core_task *t = core->tasks; t; t = t->next)
         have += is_service_task(t, svc) && t->desired == TASK_RUNNING;
-    const char *deployment =
-        json_string_value(json_object_get(json_array_get(json_object_get(svc->doc, "deployments"), 0),
-                                          "id"));
+    const char *deployment = json_string_value(
+        json_object_get(json_array_get(json_object_get(svc->doc, "deployments"), 0), "id"));
     char started_by[128];
     snprintf(started_by, sizeof started_by, "%s", deployment ? deployment : "ecs-svc");
     const char *launch_type = json_string_value(json_object_get(svc->doc, "launchType"));
     for (; have < want; have++) {
-        struct core_task *t =
-            task_create(core, svc->cluster, svc->td, svc->name, started_by, NULL, NULL,
-                        launch_type ? launch_type : "PROCESS");
+        struct core_task *t = task_create(core, svc->cluster, svc->td, svc->name, started_by, NULL,
+                                          NULL, launch_type ? launch_type : "PROCESS");
         if (!t)
             break;
         note_task(ev->started, sizeof ev->started, &ev->n_started, t->id);
@@ -112,8 +110,7 @@ static void announce(struct core *core, struct core_service *svc, const struct p
     if (ev->n_started)
         service_event(core, svc, "has started %d tasks: %s.", ev->n_started, ev->started);
     if (ev->n_stopped)
-        service_event(core, svc, "has stopped %d running tasks: %s.", ev->n_stopped,
-                      ev->stopped);
+        service_event(core, svc, "has stopped %d running tasks: %s.", ev->n_stopped, ev->stopped);
 }
 
 /* Registers the service's RUNNING tasks and deregisters its stopping ones, one event per group
@@ -124,7 +121,7 @@ static void sync_targets(struct core *core, struct core_service *svc)
     json_t *lb;
     json_array_foreach(json_object_get(svc->doc, "loadBalancers"), i, lb)
     {
-        const char *arn = json_string_value(json_object_get(lb, "targetGroupArn"));
+        const char *arn = jstr(lb, "targetGroupArn");
         int registered = 0, deregistered = 0, draining = 0;
         for (struct core_task *t = core->tasks; t; t = t->next) {
             if (!is_service_task(t, svc))
@@ -145,11 +142,10 @@ static void sync_targets(struct core *core, struct core_service *svc)
             }
         }
         if (registered)
-            service_event(core, svc, "registered %d targets in (target-group %s)", registered,
-                          arn);
+            service_event(core, svc, "registered %d targets in (target-group %s)", registered, arn);
         if (deregistered)
-            service_event(core, svc, "deregistered %d targets in (target-group %s)",
-                          deregistered, arn);
+            service_event(core, svc, "deregistered %d targets in (target-group %s)", deregistered,
+                          arn);
         if (draining)
             service_event(core, svc, "has begun draining connections on %d tasks.", draining);
     }
@@ -187,11 +183,11 @@ static void check_steady(struct core *core, struct core_service *svc)
     svc->steady = true;
     svc->last_placement_failure[0] = '\0';
     json_t *primary = json_array_get(json_object_get(svc->doc, "deployments"), 0);
-    if (primary && strcmp(json_string_value(json_object_get(primary, "rolloutState")),
-                          "COMPLETED") != 0) {
+    if (primary && strcmp(jstr(primary, "rolloutState"), "COMPLETED") != 0) {
         json_object_set_new(primary, "rolloutState", json_string("COMPLETED"));
         json_object_set_new(primary, "rolloutStateReason",
-                            json_string("ECS deployment " "completed."));
+                            json_string("ECS deployment "
+                                        "completed."));
         json_object_set_new(primary, "updatedAt", json_real(core_now()));
         svc->dirty = true;
     }
@@ -227,8 +223,8 @@ static void container_exited(struct core_task *task, struct task_container *c, i
     c->running = false;
     c->has_exit_code = true;
     c->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    json_t *doc = json_array_get(json_object_get(task->doc, "containers"),
-                                 (size_t)(c - task->containers));
+    json_t *doc =
+        json_array_get(json_object_get(task->doc, "containers"), (size_t)(c - task->containers));
     json_object_set_new(doc, "exitCode", json_integer(c->exit_code));
     json_object_set_new(doc, "lastStatus", json_string("STOPPED"));
     if (WIFSIGNALED(status)) {
@@ -316,8 +312,7 @@ static void start_task(struct core *core, struct core_task *task)
         return;
     }
     task_set_status(task, TASK_RUNNING);
-    log_info("task %s of %s running", task->id,
-             json_string_value(json_object_get(task->td, "taskDefinitionArn")));
+    log_info("task %s of %s running", task->id, jstr(task->td, "taskDefinitionArn"));
 }
 
 static void finish_task(struct core *core, struct core_task *task)
@@ -429,6 +424,8 @@ static void forget_stopped(struct core *core, int64_t now)
         *p = s->next;
         json_array_append_new(core->pending_deletes,
                               json_pack("[s+, s]", "gantry:ecs:services:", s->cluster, s->name));
+        json_array_append_new(core->pending_deletes,
+                              json_pack("[s+++]", "gantry:ecs:events:", s->cluster, ":", s->name));
         service_free(s);
     }
 }

@@ -44,23 +44,22 @@ void service_event(struct core *core, struct core_service *svc, const char *fmt,
     va_end(ap);
     snprintf(message, sizeof message, "(service %s) %s", svc->name, body);
     json_t *newest = json_array_get(svc->events, 0);
-    if (newest && strcmp(json_string_value(json_object_get(newest, "message")), message) == 0)
+    if (newest && strcmp(jstr(newest, "message"), message) == 0)
         return; /* ECS does not repeat itself either */
     char id[CORE_ID_LEN + 1];
     core_new_id(id);
     /* ECS's event ids are UUIDs */
     char uuid[40];
     snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", id, id + 8, id + 12, id + 16, id + 20);
-    json_t *event = json_pack("{s:s, s:f, s:s}", "id", uuid, "createdAt", core_now(), "message",
-                              message);
+    json_t *event =
+        json_pack("{s:s, s:f, s:s}", "id", uuid, "createdAt", core_now(), "message", message);
     json_array_insert(svc->events, 0, event);
     while (json_array_size(svc->events) > CORE_MAX_EVENTS)
         json_array_remove(svc->events, CORE_MAX_EVENTS);
     char *text = json_dumps(event, JSON_COMPACT);
     if (text) {
-        json_array_append_new(core->pending_events,
-                              json_pack("[s+++, s]", "gantry:ecs:events:", svc->cluster, ":",
-                                        svc->name, text));
+        json_array_append_new(core->pending_events, json_pack("[s+++, s]", "gantry:ecs:events:",
+                                                              svc->cluster, ":", svc->name, text));
         free(text);
     }
     json_decref(event);
@@ -118,7 +117,7 @@ static bool container_has_port(const json_t *td, const char *container, int64_t 
     json_t *def, *pm;
     json_array_foreach(json_object_get(td, "containerDefinitions"), i, def)
     {
-        if (strcmp(json_string_value(json_object_get(def, "name")), container) != 0)
+        if (strcmp(jstr(def, "name"), container) != 0)
             continue;
         json_array_foreach(json_object_get(def, "portMappings"), j, pm)
         {
@@ -181,8 +180,8 @@ static json_t *load_balancers_param(json_t *in, const json_t *td, struct api_err
         }
         if (!container_has_port(td, container, port)) {
             api_fail(err, "InvalidParameterException",
-                     "The container %.255s did not have a container port %lld defined.",
-                     container, (long long)port);
+                     "The container %.255s did not have a container port %lld defined.", container,
+                     (long long)port);
             return NULL;
         }
     }
@@ -192,16 +191,15 @@ static json_t *load_balancers_param(json_t *in, const json_t *td, struct api_err
 static json_t *deployment_config_param(json_t *in, const json_t *current, struct api_error *err)
 {
     json_t *dc = json_object_get(in, "deploymentConfiguration");
-    json_t *out = current ? json_deep_copy(current)
-                          : json_pack("{s:{s:b, s:b}, s:i, s:i}", "deploymentCircuitBreaker",
-                                      "enable", 0, "rollback", 0, "maximumPercent", 200,
-                                      "minimumHealthyPercent", 100);
+    json_t *out =
+        current ? json_deep_copy(current)
+                : json_pack("{s:{s:b, s:b}, s:i, s:i}", "deploymentCircuitBreaker", "enable", 0,
+                            "rollback", 0, "maximumPercent", 200, "minimumHealthyPercent", 100);
     if (!dc || json_is_null(dc))
         return out;
     int64_t max = json_integer_value(json_object_get(out, "maximumPercent"));
     int64_t min = json_integer_value(json_object_get(out, "minimumHealthyPercent"));
-    if (!json_is_object(dc) ||
-        param_int(dc, "maximumPercent", false, 100, 10000, &max, err) < 0 ||
+    if (!json_is_object(dc) || param_int(dc, "maximumPercent", false, 100, 10000, &max, err) < 0 ||
         param_int(dc, "minimumHealthyPercent", false, 0, 100, &min, err) < 0) {
         if (!json_is_object(dc))
             api_fail(err, "SerializationException", "'deploymentConfiguration' must be an object");
@@ -227,11 +225,12 @@ static json_t *new_deployment(const json_t *td, int64_t desired, const char *lau
     double now = core_now();
     return json_pack("{s:s, s:s, s:O, s:I, s:i, s:i, s:i, s:f, s:f, s:s, s:s, s:s}", "id", dep_id,
                      "status", "PRIMARY", "taskDefinition",
-                     json_object_get(td, "taskDefinitionArn"), "desiredCount",
-                     (json_int_t)desired, "pendingCount", 0, "runningCount", 0, "failedTasks", 0,
-                     "createdAt", now, "updatedAt", now, "launchType", launch_type,
-                     "rolloutState", "IN_PROGRESS", "rolloutStateReason",
-                     "ECS deployment " "in progress.");
+                     json_object_get(td, "taskDefinitionArn"), "desiredCount", (json_int_t)desired,
+                     "pendingCount", 0, "runningCount", 0, "failedTasks", 0, "createdAt", now,
+                     "updatedAt", now, "launchType", launch_type, "rolloutState", "IN_PROGRESS",
+                     "rolloutStateReason",
+                     "ECS deployment "
+                     "in progress.");
 }
 
 static struct core_service *service_new(struct core *core, const char *cluster, const char *name)
@@ -287,25 +286,24 @@ static int create_service(struct core *core, json_t *in, const char *cluster, co
     char arn[600], cluster_arn[600];
     core_arn(core, arn, sizeof arn, "service/%s/%s", cluster, name);
     core_arn(core, cluster_arn, sizeof cluster_arn, "cluster/%s", cluster);
-    svc->doc = json_pack("{s:s, s:s, s:s, s:o, s:[], s:s, s:I, s:s, s:O, s:o, s:o, s:f, s:[], "
-                         "s:[], s:s, s:b, s:s, s:b, s:{s:s}}",
-                         "serviceArn", arn, "serviceName", name, "clusterArn", cluster_arn,
-                         "loadBalancers", lbs, "serviceRegistries", "status", "ACTIVE",
-                         "desiredCount", (json_int_t)desired, "launchType", launch_type,
-                         "taskDefinition", json_object_get(td, "taskDefinitionArn"),
-                         "deploymentConfiguration", dc, "deployments",
-                         json_pack("[o]", new_deployment(td, desired, launch_type)), "createdAt",
-                         core_now(), "placementConstraints", "placementStrategy",
-                         "schedulingStrategy", "REPLICA", "enableECSManagedTags", 0,
-                         "propagateTags", "NONE", "enableExecuteCommand", 0,
-                         "deploymentController", "type", "ECS");
+    svc->doc =
+        json_pack("{s:s, s:s, s:s, s:o, s:[], s:s, s:I, s:s, s:O, s:o, s:o, s:f, s:[], "
+                  "s:[], s:s, s:b, s:s, s:b, s:{s:s}}",
+                  "serviceArn", arn, "serviceName", name, "clusterArn", cluster_arn,
+                  "loadBalancers", lbs, "serviceRegistries", "status", "ACTIVE", "desiredCount",
+                  (json_int_t)desired, "launchType", launch_type, "taskDefinition",
+                  json_object_get(td, "taskDefinitionArn"), "deploymentConfiguration", dc,
+                  "deployments", json_pack("[o]", new_deployment(td, desired, launch_type)),
+                  "createdAt", core_now(), "placementConstraints", "placementStrategy",
+                  "schedulingStrategy", "REPLICA", "enableECSManagedTags", 0, "propagateTags",
+                  "NONE", "enableExecuteCommand", 0, "deploymentController", "type", "ECS");
     if (json_array_size(lbs) || grace)
         json_object_set_new(svc->doc, "healthCheckGracePeriodSeconds", json_integer(grace));
     svc->td = json_incref(td);
     svc->active = true;
     svc->dirty = true;
     log_info("service %s/%s created: %lld tasks of %s", cluster, name, (long long)desired,
-             json_string_value(json_object_get(td, "taskDefinitionArn")));
+             jstr(td, "taskDefinitionArn"));
     *out = service_describe(core, svc);
     return 0;
 }
@@ -329,8 +327,8 @@ static int update_service(struct core *core, struct core_service *svc, json_t *i
         return api_fail(err, "InvalidParameterException",
                         "taskDefinition: changing a service's task definition (a rolling "
                         "deployment) is not available in this version of gantry-core");
-    json_t *dc = deployment_config_param(in, json_object_get(svc->doc, "deploymentConfiguration"),
-                                         err);
+    json_t *dc =
+        deployment_config_param(in, json_object_get(svc->doc, "deploymentConfiguration"), err);
     if (!dc)
         return -1;
     int64_t grace = json_integer_value(json_object_get(svc->doc, "healthCheckGracePeriodSeconds"));
@@ -375,7 +373,7 @@ int service_apply(struct core *core, const json_t *in_const, bool update_if_exis
     json_t *td = taskdef_find(core, td_ref, err);
     if (!td)
         return -1;
-    if (strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") != 0)
+    if (strcmp(jstr(td, "status"), "ACTIVE") != 0)
         return api_fail(err, "ClientException", "TaskDefinition is inactive");
     struct core_service *svc = service_find(core, cluster, name);
     if (svc && !svc->inactive_at_ms) {
@@ -505,11 +503,11 @@ int act_list_services(struct core *core, json_t *in, json_t **out, struct api_er
     for (struct core_service *s = core->services; arns && s; s = s->next) {
         if (strcmp(s->cluster, cluster) != 0 || s->inactive_at_ms || s->deleted)
             continue;
-        if (lt && strcmp(json_string_value(json_object_get(s->doc, "launchType")), lt) != 0)
+        if (lt && strcmp(jstr(s->doc, "launchType"), lt) != 0)
             continue;
         if (strategy && strcmp(strategy, "REPLICA") != 0)
             continue;
-        arns[k++] = json_string_value(json_object_get(s->doc, "serviceArn"));
+        arns[k++] = jstr(s->doc, "serviceArn");
     }
     json_t *all = json_array();
     if (arns) {
@@ -532,6 +530,8 @@ int act_describe_services(struct core *core, json_t *in, json_t **out, struct ap
     if (param_string(in, "cluster", false, &cluster_ref, err) < 0 ||
         param_strings(in, "services", true, 10, &refs, err) < 0)
         return -1;
+    if (json_array_size(refs) == 0)
+        return api_fail(err, "InvalidParameterException", "Services cannot be empty.");
     if (!cluster_find(core, cluster_ref, cluster, err))
         return -1;
     json_t *services = json_array(), *failures = json_array();

@@ -74,19 +74,17 @@ static json_t *task_record(struct core_task *t)
     json_t *rt = json_object();
     json_t *pids = json_array(), *ports = json_array(), *targets = json_array();
     for (int i = 0; i < t->n_containers; i++)
-        json_array_append_new(pids, json_pack("{s:s, s:I, s:I, s:b}", "name",
-                                              t->containers[i].name, "pid",
-                                              (json_int_t)t->containers[i].pid, "startTicks",
+        json_array_append_new(pids, json_pack("{s:s, s:I, s:I, s:b}", "name", t->containers[i].name,
+                                              "pid", (json_int_t)t->containers[i].pid, "startTicks",
                                               (json_int_t)t->containers[i].start_ticks, "running",
                                               t->containers[i].running));
     for (int i = 0; i < t->n_ports; i++)
         json_array_append_new(ports, json_integer(t->host_ports[i]));
     for (int i = 0; i < t->n_targets; i++)
-        json_array_append_new(targets, json_pack("{s:s, s:s, s:s, s:b}", "group",
-                                                 t->targets[i].group, "groupArn",
-                                                 t->targets[i].group_arn, "addr",
-                                                 t->targets[i].addr, "registered",
-                                                 t->targets[i].registered));
+        json_array_append_new(
+            targets, json_pack("{s:s, s:s, s:s, s:b}", "group", t->targets[i].group, "groupArn",
+                               t->targets[i].group_arn, "addr", t->targets[i].addr, "registered",
+                               t->targets[i].registered));
     json_object_set_new(rt, "processes", pids);
     json_object_set_new(rt, "hostPorts", ports);
     json_object_set_new(rt, "targets", targets);
@@ -132,8 +130,7 @@ static int collect(struct core *core, struct batch *b)
             char rev[24];
             snprintf(rev, sizeof rev, "%zu", i + 1);
             char *rev_text = batch_keep(b, strdup(rev));
-            rc |= add_hset(b, key_text(b, "gantry:ecs:taskdefs:", family), rev_text,
-                           copy);
+            rc |= add_hset(b, key_text(b, "gantry:ecs:taskdefs:", family), rev_text, copy);
             const char *fam_args[] = {"HSET", "gantry:ecs:families", family, rev_text};
             rc |= batch_add(b, 4, fam_args);
             json_decref(copy);
@@ -141,8 +138,7 @@ static int collect(struct core *core, struct batch *b)
     }
     for (struct core_service *s = core->services; s; s = s->next)
         if (s->dirty)
-            rc |= add_hset(b, key_text(b, "gantry:ecs:services:", s->cluster), s->name,
-                           s->doc);
+            rc |= add_hset(b, key_text(b, "gantry:ecs:services:", s->cluster), s->name, s->doc);
     for (struct core_task *t = core->tasks; t; t = t->next) {
         if (!t->dirty)
             continue;
@@ -154,9 +150,11 @@ static int collect(struct core *core, struct batch *b)
     json_t *pair;
     json_array_foreach(core->pending_deletes, i, pair)
     {
-        const char *args[] = {"HDEL", json_string_value(json_array_get(pair, 0)),
-                              json_string_value(json_array_get(pair, 1))};
-        rc |= batch_add(b, 3, args);
+        /* [key, field]: HDEL of the field; [key]: DEL of the key */
+        const char *field = json_string_value(json_array_get(pair, 1));
+        const char *args[] = {field ? "HDEL" : "DEL", json_string_value(json_array_get(pair, 0)),
+                              field};
+        rc |= batch_add(b, field ? 3 : 2, args);
     }
     json_array_foreach(core->pending_events, i, pair)
     {
@@ -254,12 +252,9 @@ static int load_hash_into(struct core *core, const char *key, json_t *into)
 
 static int load_taskdefs(struct core *core)
 {
-    json_t *families = json_object();
     redisReply *r = hgetall(core, "gantry:ecs:families");
-    if (!r) {
-        json_decref(families);
+    if (!r)
         return -1;
-    }
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         char key[CORE_NAME_MAX + 32];
         snprintf(key, sizeof key, "gantry:ecs:taskdefs:%s", r->element[i]->str);
@@ -267,7 +262,6 @@ static int load_taskdefs(struct core *core)
         if (load_hash_into(core, key, byrev) < 0) {
             json_decref(byrev);
             freeReplyObject(r);
-            json_decref(families);
             return -1;
         }
         long latest = strtol(r->element[i + 1]->str, NULL, 10);
@@ -278,14 +272,23 @@ static int load_taskdefs(struct core *core)
             char field[24];
             snprintf(field, sizeof field, "%ld", rev);
             json_t *td = json_object_get(byrev, field);
+            struct api_error err;
+            if (td && taskdef_validate(td, 0, &err) < 0) {
+                /* what gantry-core stored passes its own rules: this one was damaged */
+                log_warn("state store: %s revision %s is damaged (%s); ignored", key, field,
+                         err.message);
+                td = NULL;
+            }
             /* a missing revision keeps its place so index = revision - 1 holds */
-            json_array_append(revs, td ? td : json_pack("{s:s}", "status", "MISSING"));
+            if (td)
+                json_array_append(revs, td);
+            else
+                json_array_append_new(revs, json_pack("{s:s}", "status", "MISSING"));
         }
         json_object_set_new(core->taskdefs, r->element[i]->str, revs);
         json_decref(byrev);
     }
     freeReplyObject(r);
-    json_decref(families);
     return 0;
 }
 

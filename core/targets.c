@@ -68,8 +68,8 @@ int targets_deregister(struct core *core, struct task_target *t)
 
 int targets_drained(struct core *core, const struct task_target *t)
 {
-    redisReply *r = redis_sync_command(&core->redis, "HEXISTS gantry:drained:%s %s", t->group,
-                                       t->addr);
+    redisReply *r =
+        redis_sync_command(&core->redis, "HEXISTS gantry:drained:%s %s", t->group, t->addr);
     if (!r)
         return -1;
     int drained = r->type == REDIS_REPLY_INTEGER && r->integer == 1;

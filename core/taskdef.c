@@ -21,6 +21,8 @@ enum {
 };
 
 static const char *const INVALID = "InvalidParameterException";
+/* AWS's JSON protocols answer a member of the wrong JSON type with this. */
+static const char *const SERIALIZATION = "SerializationException";
 static const char *const CLIENT = "ClientException";
 /* The larger units task-level sizes may be written in, each worth UNIT_FACTOR plain ones. */
 static const char *const CPU_UNIT = "vCPU";
@@ -246,8 +248,8 @@ static const char *type_name(const json_t *v)
 
 static int type_fail(struct api_error *err, const char *path, const char *want, const json_t *v)
 {
-    return api_fail(err, INVALID, "Invalid type for parameter %s: expected %s, got %s", path, want,
-                    type_name(v));
+    return api_fail(err, SERIALIZATION, "Invalid type for parameter %s: expected %s, got %s", path,
+                    want, type_name(v));
 }
 
 static int missing(struct api_error *err, const char *path)
@@ -806,7 +808,7 @@ int taskdef_validate(const json_t *in, size_t input_bytes, struct api_error *err
                         "'%d' bytes.",
                         input_bytes, TASKDEF_MAX_BYTES);
     if (!json_is_object(in))
-        return api_fail(err, INVALID, "Invalid request: expected a JSON object, got %s",
+        return api_fail(err, SERIALIZATION, "Invalid request: expected a JSON object, got %s",
                         in ? type_name(in) : "nothing");
     if (check_fields(in, TASK_FIELDS, "", err) != 0)
         return -1;

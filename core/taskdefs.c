@@ -46,8 +46,7 @@ json_t *taskdef_find(struct core *core, const char *ref, struct api_error *err)
         char *end;
         revision = strtol(colon + 1, &end, 10);
         if (*end || revision < 1) {
-            api_fail(err, "ClientException", "Invalid revision number. Number: %.32s",
-                     colon + 1);
+            api_fail(err, "ClientException", "Invalid revision number. Number: %.32s", colon + 1);
             return NULL;
         }
     }
@@ -117,8 +116,7 @@ static json_t *public_taskdef(const json_t *td)
     return copy;
 }
 
-int act_register_task_definition(struct core *core, json_t *in, json_t **out,
-                                 struct api_error *err)
+int act_register_task_definition(struct core *core, json_t *in, json_t **out, struct api_error *err)
 {
     char *text = json_dumps(in, JSON_COMPACT);
     size_t bytes = text ? strlen(text) : 0;
@@ -154,8 +152,7 @@ int act_deregister_task_definition(struct core *core, json_t *in, json_t **out,
     return 0;
 }
 
-int act_describe_task_definition(struct core *core, json_t *in, json_t **out,
-                                 struct api_error *err)
+int act_describe_task_definition(struct core *core, json_t *in, json_t **out, struct api_error *err)
 {
     const char *ref;
     if (param_string(in, "taskDefinition", true, &ref, err) < 0)

@@ -9,9 +9,9 @@
 #include "core/params.h"
 
 static const char *const status_names[] = {
-    [TASK_PROVISIONING] = "PROVISIONING", [TASK_PENDING] = "PENDING",
-    [TASK_ACTIVATING] = "ACTIVATING",     [TASK_RUNNING] = "RUNNING",
-    [TASK_DEACTIVATING] = "DEACTIVATING", [TASK_STOPPING] = "STOPPING",
+    [TASK_PROVISIONING] = "PROVISIONING",     [TASK_PENDING] = "PENDING",
+    [TASK_ACTIVATING] = "ACTIVATING",         [TASK_RUNNING] = "RUNNING",
+    [TASK_DEACTIVATING] = "DEACTIVATING",     [TASK_STOPPING] = "STOPPING",
     [TASK_DEPROVISIONING] = "DEPROVISIONING", [TASK_STOPPED] = "STOPPED",
 };
 
@@ -50,9 +50,10 @@ void task_set_status(struct core_task *task, enum task_status s)
         /* containers follow the task until they have a status of their own (they stopped) */
         const char *cs = json_string_value(json_object_get(c, "lastStatus"));
         if (!cs || strcmp(cs, "STOPPED") != 0)
-            json_object_set_new(c, "lastStatus", json_string(s >= TASK_STOPPED   ? "STOPPED"
-                                                              : s >= TASK_RUNNING ? "RUNNING"
-                                                                                   : "PENDING"));
+            json_object_set_new(c, "lastStatus",
+                                json_string(s >= TASK_STOPPED   ? "STOPPED"
+                                            : s >= TASK_RUNNING ? "RUNNING"
+                                                                : "PENDING"));
     }
     double now = core_now();
     if (s == TASK_RUNNING) {
@@ -91,10 +92,10 @@ static json_t *container_doc(struct core *core, const char *task_arn, const json
     core_arn(core, arn, sizeof arn, "container/%s", task_id ? task_id + 1 : id);
     size_t used = strlen(arn);
     snprintf(arn + used, sizeof arn - used, "/%s", id);
-    json_t *c = json_pack("{s:s, s:s, s:O, s:O, s:s, s:[], s:s}", "containerArn", arn, "taskArn",
-                          task_arn, "name", json_object_get(def, "name"), "image",
-                          json_object_get(def, "image"), "lastStatus", "PENDING",
-                          "networkBindings", "healthStatus", "UNKNOWN");
+    json_t *c =
+        json_pack("{s:s, s:s, s:O, s:O, s:s, s:[], s:s}", "containerArn", arn, "taskArn", task_arn,
+                  "name", json_object_get(def, "name"), "image", json_object_get(def, "image"),
+                  "lastStatus", "PENDING", "networkBindings", "healthStatus", "UNKNOWN");
     static const char *const copied[] = {"cpu", "memory", "memoryReservation", NULL};
     for (size_t i = 0; copied[i]; i++) {
         json_t *v = json_object_get(def, copied[i]);
@@ -128,8 +129,7 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
     else if (service)
         snprintf(group_text, sizeof group_text, "service:%s", service);
     else
-        snprintf(group_text, sizeof group_text, "family:%s",
-                 json_string_value(json_object_get(td, "family")));
+        snprintf(group_text, sizeof group_text, "family:%s", jstr(td, "family"));
     char cpu[16], memory[16];
     snprintf(cpu, sizeof cpu, "%d", task->cpu);
     snprintf(memory, sizeof memory, "%d", task->memory_mib);
@@ -154,11 +154,11 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
     {
         json_array_append_new(containers, container_doc(core, task_arn, def));
         struct task_container *c = &task->containers[task->n_containers++];
-        snprintf(c->name, sizeof c->name, "%s", json_string_value(json_object_get(def, "name")));
+        snprintf(c->name, sizeof c->name, "%s", jstr(def, "name"));
         c->essential = !json_is_false(json_object_get(def, "essential"));
         json_t *stop = json_object_get(def, "stopTimeout");
-        c->stop_timeout_ms =
-            json_is_integer(stop) ? json_integer_value(stop) * 1000 : core->cfg->core.stop_timeout_ms;
+        c->stop_timeout_ms = json_is_integer(stop) ? json_integer_value(stop) * 1000
+                                                   : core->cfg->core.stop_timeout_ms;
         c->task = task;
     }
     task->last = TASK_PROVISIONING;
@@ -221,8 +221,7 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
     task->core = core;
     snprintf(task->id, sizeof task->id, "%s", id);
     snprintf(task->cluster, sizeof task->cluster, "%s", cluster);
-    snprintf(task->service, sizeof task->service, "%s",
-             json_string_value(json_object_get(rt, "service")) ?: "");
+    snprintf(task->service, sizeof task->service, "%s", jstr(rt, "service"));
     task->doc = doc;
     task->td = json_incref(td);
     taskdef_reservation(td, &task->cpu, &task->memory_mib);
@@ -237,7 +236,7 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
         if (i >= TASKDEF_MAX_CONTAINERS)
             break;
         struct task_container *c = &task->containers[task->n_containers++];
-        snprintf(c->name, sizeof c->name, "%s", json_string_value(json_object_get(p, "name")) ?: "");
+        snprintf(c->name, sizeof c->name, "%s", jstr(p, "name"));
         c->pid = (pid_t)json_integer_value(json_object_get(p, "pid"));
         c->start_ticks = (uint64_t)json_integer_value(json_object_get(p, "startTicks"));
         c->running = json_is_true(json_object_get(p, "running"));
@@ -249,10 +248,9 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
         if (i >= CORE_MAX_TARGETS)
             break;
         struct task_target *t = &task->targets[task->n_targets++];
-        snprintf(t->group, sizeof t->group, "%s", json_string_value(json_object_get(p, "group")) ?: "");
-        snprintf(t->group_arn, sizeof t->group_arn, "%s",
-                 json_string_value(json_object_get(p, "groupArn")) ?: "");
-        snprintf(t->addr, sizeof t->addr, "%s", json_string_value(json_object_get(p, "addr")) ?: "");
+        snprintf(t->group, sizeof t->group, "%s", jstr(p, "group"));
+        snprintf(t->group_arn, sizeof t->group_arn, "%s", jstr(p, "groupArn"));
+        snprintf(t->addr, sizeof t->addr, "%s", jstr(p, "addr"));
         t->registered = json_is_true(json_object_get(p, "registered"));
     }
     json_t *ports = json_object_get(rt, "hostPorts");
@@ -263,7 +261,8 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
     }
     task->placed = json_is_true(json_object_get(rt, "placed"));
     if (task->last == TASK_STOPPED)
-        task->stopped_at_ms = (int64_t)(json_number_value(json_object_get(doc, "stoppedAt")) * 1000);
+        task->stopped_at_ms =
+            (int64_t)(json_number_value(json_object_get(doc, "stoppedAt")) * 1000);
     json_decref(rt);
     task->next = core->tasks;
     core->tasks = task;
@@ -296,7 +295,7 @@ static int overrides_param(json_t *in, const json_t *td, json_t **overrides, str
         json_t *def;
         json_array_foreach(json_object_get(td, "containerDefinitions"), j, def)
         {
-            found |= strcmp(json_string_value(json_object_get(def, "name")), name) == 0;
+            found |= strcmp(jstr(def, "name"), name) == 0;
         }
         if (!found)
             return api_fail(err, "InvalidParameterException",
@@ -355,15 +354,13 @@ int act_run_task(struct core *core, json_t *in, json_t **out, struct api_error *
         param_string(in, "group", false, &group, err) < 0)
         return -1;
     if (started_by && strlen(started_by) > 128)
-        return api_fail(err, "InvalidParameterException",
-                        "startedBy: at most 128 characters");
+        return api_fail(err, "InvalidParameterException", "startedBy: at most 128 characters");
     if (!cluster_find(core, cluster_ref, cluster, err))
         return -1;
     json_t *td = taskdef_find(core, td_ref, err);
     if (!td)
         return -1;
-    if (!json_is_string(json_object_get(td, "status")) ||
-        strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") != 0)
+    if (!json_is_string(json_object_get(td, "status")) || strcmp(jstr(td, "status"), "ACTIVE") != 0)
         return api_fail(err, "ClientException", "TaskDefinition is inactive");
     json_t *overrides;
     if (launch_type_param(in, td, &launch_type, err) < 0 ||
@@ -406,7 +403,7 @@ static bool task_matches(const struct core_task *t, const char *service, const c
 {
     if (service && strcmp(t->service, service) != 0)
         return false;
-    if (family && strcmp(json_string_value(json_object_get(t->td, "family")), family) != 0)
+    if (family && strcmp(jstr(t->td, "family"), family) != 0)
         return false;
     const char *sb = json_string_value(json_object_get(t->doc, "startedBy"));
     if (started_by && (!sb || strcmp(sb, started_by) != 0))
@@ -439,6 +436,8 @@ int act_list_tasks(struct core *core, json_t *in, json_t **out, struct api_error
         return -1;
     if (!cluster_find(core, cluster_ref, cluster, err))
         return -1;
+    if (family && !taskdef_valid_name(family))
+        return api_fail(err, "InvalidParameterException", "family must match ^[a-zA-Z0-9\\-_]+$");
     if (desired && strcmp(desired, "RUNNING") != 0 && strcmp(desired, "PENDING") != 0 &&
         strcmp(desired, "STOPPED") != 0)
         return api_fail(err, "InvalidParameterException",
@@ -456,7 +455,7 @@ int act_list_tasks(struct core *core, json_t *in, json_t **out, struct api_error
             !task_matches(t, service_ref ? service : NULL, family, started_by,
                           desired ? desired : "RUNNING"))
             continue;
-        if (lt && strcmp(json_string_value(json_object_get(t->doc, "launchType")), lt) != 0)
+        if (lt && strcmp(jstr(t->doc, "launchType"), lt) != 0)
             continue;
         if (instance && !strstr(instance_arn(core, cluster), instance))
             continue;
@@ -488,6 +487,8 @@ int act_describe_tasks(struct core *core, json_t *in, json_t **out, struct api_e
     if (param_string(in, "cluster", false, &cluster_ref, err) < 0 ||
         param_strings(in, "tasks", true, 100, &refs, err) < 0)
         return -1;
+    if (json_array_size(refs) == 0)
+        return api_fail(err, "InvalidParameterException", "Tasks cannot be empty.");
     if (!cluster_find(core, cluster_ref, cluster, err))
         return -1;
     json_t *tasks = json_array(), *failures = json_array();
@@ -500,8 +501,8 @@ int act_describe_tasks(struct core *core, json_t *in, json_t **out, struct api_e
         if (t)
             json_array_append_new(tasks, task_describe(t));
         else
-            json_array_append_new(failures, json_pack("{s:O, s:s}", "arn", ref, "reason",
-                                                      "MISSING"));
+            json_array_append_new(failures,
+                                  json_pack("{s:O, s:s}", "arn", ref, "reason", "MISSING"));
     }
     return 0;
 }

@@ -63,8 +63,14 @@ def run_system(pattern):
                                  top_level_dir=os.path.join(ROOT, "tests", "system"))
     suite = unittest.TestSuite(t for t in iter_tests(discovered) if pattern in t.id())
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
+    # A test counts once, however many of its subTests failed (a subTest's failure is reported
+    # under the subTest, whose test_case is the test).
+    def test_of(test):
+        return getattr(test, "test_case", test).id()
+    failed_tests = {test_of(t) for t, _ in result.failures + result.errors}
+    failed_tests |= {test_of(t) for t in result.unexpectedSuccesses}
+    skipped_tests = {test_of(t) for t, _ in result.skipped} - failed_tests
+    failed, skipped = len(failed_tests), len(skipped_tests)
     return result.testsRun - failed - skipped, failed, skipped
 
 

@@ -16,6 +16,7 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 #define INVALID "InvalidParameterException"
+#define SERIAL "SerializationException" /* a member of the wrong JSON type */
 #define CLIENT "ClientException"
 
 /* A definition with the given task-level members (each starting with ',') and containers. */
@@ -155,27 +156,27 @@ struct refuse_case {
 
 static const struct refuse_case refuse_cases[] = {
     /* The request */
-    {"not an object", "['family']", INVALID, "JSON object"},
+    {"not an object", "['family']", SERIAL, "JSON object"},
     {"family missing", "{'containerDefinitions':[" C("") "]}", CLIENT, "family"},
     {"family null", "{'family':null,'containerDefinitions':[" C("") "]}", CLIENT, "family"},
-    {"family a number", "{'family':5,'containerDefinitions':[" C("") "]}", INVALID, "family"},
+    {"family a number", "{'family':5,'containerDefinitions':[" C("") "]}", SERIAL, "family"},
     {"family with a space", "{'family':'my web','containerDefinitions':[" C("") "]}", CLIENT,
      "family"},
     {"family empty", "{'family':'','containerDefinitions':[" C("") "]}", CLIENT, "family"},
     {"containerDefinitions missing", "{'family':'web'}", CLIENT, "containerDefinitions"},
-    {"containerDefinitions an object", "{'family':'web','containerDefinitions':{}}", INVALID,
+    {"containerDefinitions an object", "{'family':'web','containerDefinitions':{}}", SERIAL,
      "containerDefinitions"},
     {"containerDefinitions empty", TD("", ""), CLIENT, "containerDefinitions"},
-    {"a container not an object", TD("", "'app'"), INVALID, "containerDefinitions[0]"},
+    {"a container not an object", TD("", "'app'"), SERIAL, "containerDefinitions[0]"},
     {"networkMode not ECS's", TD(",'networkMode':'bridged'", C("")), INVALID, "networkMode"},
-    {"networkMode a number", TD(",'networkMode':1", C("")), INVALID, "networkMode"},
-    {"taskRoleArn an array", TD(",'taskRoleArn':[]", C("")), INVALID, "taskRoleArn"},
-    {"volumes an object", TD(",'volumes':{}", C("")), INVALID, "volumes"},
+    {"networkMode a number", TD(",'networkMode':1", C("")), SERIAL, "networkMode"},
+    {"taskRoleArn an array", TD(",'taskRoleArn':[]", C("")), SERIAL, "taskRoleArn"},
+    {"volumes an object", TD(",'volumes':{}", C("")), SERIAL, "volumes"},
     {"pidMode not ECS's", TD(",'pidMode':'none'", C("")), INVALID, "pidMode"},
     {"a tag without a key", TD(",'tags':[{'value':'x'}]", C("")), CLIENT, "tags[0].key"},
     {"a compatibility not ECS's", TD(",'requiresCompatibilities':['EC2','LAMBDA']", C("")), INVALID,
      "requiresCompatibilities[1]"},
-    {"requiresCompatibilities a string", TD(",'requiresCompatibilities':'EC2'", C("")), INVALID,
+    {"requiresCompatibilities a string", TD(",'requiresCompatibilities':'EC2'", C("")), SERIAL,
      "requiresCompatibilities"},
     /* Task size */
     {"task cpu below 128", TD(",'cpu':'127'", C("")), CLIENT, "'cpu'"},
@@ -187,12 +188,12 @@ static const struct refuse_case refuse_cases[] = {
     {"task cpu with a trailing space", TD(",'cpu':'256 '", C("")), CLIENT, "'cpu'"},
     {"task cpu in units with a fraction", TD(",'cpu':'256.5'", C("")), CLIENT, "'cpu'"},
     {"task cpu negative", TD(",'cpu':-256", C("")), CLIENT, "'cpu'"},
-    {"task cpu a boolean", TD(",'cpu':true", C("")), INVALID, "cpu"},
-    {"task cpu a JSON real", TD(",'cpu':256.0", C("")), INVALID, "cpu"},
+    {"task cpu a boolean", TD(",'cpu':true", C("")), SERIAL, "cpu"},
+    {"task cpu a JSON real", TD(",'cpu':256.0", C("")), SERIAL, "cpu"},
     {"task memory below 6 MiB", TD(",'memory':'5'", C("")), CLIENT, "'memory'"},
     {"task memory in vCPU", TD(",'memory':'1 vCPU'", C("")), CLIENT, "'memory'"},
     {"task memory in TB", TD(",'memory':'2 TB'", C("")), CLIENT, "'memory'"},
-    {"task memory an array", TD(",'memory':[]", C("")), INVALID, "memory"},
+    {"task memory an array", TD(",'memory':[]", C("")), SERIAL, "memory"},
     {"containers' memory over the task's", TD(",'memory':'127'", CN("a", "") "," CN("b", "")),
      CLIENT, "'memory'"},
     {"a hard limit over the task's memory",
@@ -203,7 +204,7 @@ static const struct refuse_case refuse_cases[] = {
     /* Container name and image */
     {"name missing", TD("", "{'image':'i','memory':64}"), CLIENT, "containerDefinitions[0].name"},
     {"name with a space", TD("", CN("my app", "")), CLIENT, "containerDefinitions[0].name"},
-    {"name a number", TD("", "{'name':7,'image':'i','memory':64}"), INVALID,
+    {"name a number", TD("", "{'name':7,'image':'i','memory':64}"), SERIAL,
      "containerDefinitions[0].name"},
     {"two containers with one name", TD("", CN("a", "") "," CN("b", "") "," CN("a", "")), CLIENT,
      "containerDefinitions[2].name"},
@@ -211,16 +212,16 @@ static const struct refuse_case refuse_cases[] = {
      "containerDefinitions[0].image"},
     {"image empty", TD("", "{'name':'app','image':'','memory':64}"), CLIENT,
      "containerDefinitions[0].image"},
-    {"image a number", TD("", "{'name':'app','image':5,'memory':64}"), INVALID,
+    {"image a number", TD("", "{'name':'app','image':5,'memory':64}"), SERIAL,
      "containerDefinitions[0].image"},
     /* Container cpu and memory */
     {"cpu negative", ONE(",'cpu':-1"), CLIENT, "containerDefinitions[0].cpu"},
-    {"cpu a string", ONE(",'cpu':'10'"), INVALID, "containerDefinitions[0].cpu"},
+    {"cpu a string", ONE(",'cpu':'10'"), SERIAL, "containerDefinitions[0].cpu"},
     {"memory below 6 MiB", TD("", CN("a", "") ",{'name':'b','image':'i','memory':5}"), CLIENT,
      "containerDefinitions[1].memory"},
-    {"memory a string", TD("", "{'name':'b','image':'i','memory':'512'}"), INVALID,
+    {"memory a string", TD("", "{'name':'b','image':'i','memory':'512'}"), SERIAL,
      "containerDefinitions[0].memory"},
-    {"memory a real", TD("", "{'name':'b','image':'i','memory':512.5}"), INVALID,
+    {"memory a real", TD("", "{'name':'b','image':'i','memory':512.5}"), SERIAL,
      "containerDefinitions[0].memory"},
     {"memoryReservation below 6 MiB", TD("", "{'name':'b','image':'i','memoryReservation':5}"),
      CLIENT, "containerDefinitions[0].memoryReservation"},
@@ -229,17 +230,17 @@ static const struct refuse_case refuse_cases[] = {
     {"neither memory nor memoryReservation", TD("", C("") "," BARE), CLIENT,
      "containerDefinitions[1].memory"},
     /* essential */
-    {"essential a string", ONE(",'essential':'yes'"), INVALID, "containerDefinitions[0].essential"},
+    {"essential a string", ONE(",'essential':'yes'"), SERIAL, "containerDefinitions[0].essential"},
     {"no essential container",
      TD("", CN("a", ",'essential':false") "," CN("b", ",'essential':false")), CLIENT, "essential"},
     /* entryPoint, command, environment */
-    {"entryPoint a string", ONE(",'entryPoint':'sh -c'"), INVALID,
+    {"entryPoint a string", ONE(",'entryPoint':'sh -c'"), SERIAL,
      "containerDefinitions[0].entryPoint"},
-    {"command holding a number", ONE(",'command':['sleep',1]"), INVALID,
+    {"command holding a number", ONE(",'command':['sleep',1]"), SERIAL,
      "containerDefinitions[0].command[1]"},
-    {"environment an object", ONE(",'environment':{'A':'1'}"), INVALID,
+    {"environment an object", ONE(",'environment':{'A':'1'}"), SERIAL,
      "containerDefinitions[0].environment"},
-    {"environment holding a string", ONE(",'environment':['A=1']"), INVALID,
+    {"environment holding a string", ONE(",'environment':['A=1']"), SERIAL,
      "containerDefinitions[0].environment[0]"},
     {"environment name missing", ONE(",'environment':[{'value':'1'}]"), CLIENT,
      "containerDefinitions[0].environment[0].name"},
@@ -247,10 +248,10 @@ static const struct refuse_case refuse_cases[] = {
      "containerDefinitions[0].environment[0].name"},
     {"environment name with '='", ONE(",'environment':[{'name':'A','value':''},{'name':'A=B'}]"),
      CLIENT, "containerDefinitions[0].environment[1].name"},
-    {"environment value a number", ONE(",'environment':[{'name':'A','value':1}]"), INVALID,
+    {"environment value a number", ONE(",'environment':[{'name':'A','value':1}]"), SERIAL,
      "containerDefinitions[0].environment[0].value"},
     /* portMappings */
-    {"portMappings an object", ONE(",'portMappings':{'containerPort':80}"), INVALID,
+    {"portMappings an object", ONE(",'portMappings':{'containerPort':80}"), SERIAL,
      "containerDefinitions[0].portMappings"},
     {"containerPort missing", ONE(",'portMappings':[{'hostPort':80}]"), CLIENT,
      "containerDefinitions[0].portMappings[0].containerPort"},
@@ -258,7 +259,7 @@ static const struct refuse_case refuse_cases[] = {
      "containerDefinitions[0].portMappings[0].containerPort"},
     {"containerPort 65536", ONE(",'portMappings':[{'containerPort':65536}]"), CLIENT,
      "containerDefinitions[0].portMappings[0].containerPort"},
-    {"containerPort a string", ONE(",'portMappings':[{'containerPort':'80'}]"), INVALID,
+    {"containerPort a string", ONE(",'portMappings':[{'containerPort':'80'}]"), SERIAL,
      "containerDefinitions[0].portMappings[0].containerPort"},
     {"hostPort negative", ONE(",'portMappings':[{'containerPort':80,'hostPort':-1}]"), CLIENT,
      "containerDefinitions[0].portMappings[0].hostPort"},
@@ -271,7 +272,7 @@ static const struct refuse_case refuse_cases[] = {
     {"a port range", ONE(",'portMappings':[{'containerPortRange':'8000-8010'}]"), INVALID,
      "containerDefinitions[0].portMappings[0].containerPortRange"},
     {"a port mapping's name a number", ONE(",'portMappings':[{'containerPort':80,'name':1}]"),
-     INVALID, "containerDefinitions[0].portMappings[0].name"},
+     SERIAL, "containerDefinitions[0].portMappings[0].name"},
     {"appProtocol not ECS's", ONE(",'portMappings':[{'containerPort':80,'appProtocol':'ftp'}]"),
      INVALID, "containerDefinitions[0].portMappings[0].appProtocol"},
     {"a containerPort twice in a container",
@@ -290,14 +291,14 @@ static const struct refuse_case refuse_cases[] = {
      "containerDefinitions[0].stopTimeout"},
     {"stopTimeout negative", ONE(",'stopTimeout':-1"), CLIENT,
      "containerDefinitions[0].stopTimeout"},
-    {"stopTimeout a string", ONE(",'stopTimeout':'30'"), INVALID,
+    {"stopTimeout a string", ONE(",'stopTimeout':'30'"), SERIAL,
      "containerDefinitions[0].stopTimeout"},
     {"startTimeout negative", ONE(",'startTimeout':-1"), CLIENT,
      "containerDefinitions[0].startTimeout"},
-    {"startTimeout a string", ONE(",'startTimeout':'x'"), INVALID,
+    {"startTimeout a string", ONE(",'startTimeout':'x'"), SERIAL,
      "containerDefinitions[0].startTimeout"},
     /* healthCheck */
-    {"healthCheck an array", ONE(",'healthCheck':[]"), INVALID,
+    {"healthCheck an array", ONE(",'healthCheck':[]"), SERIAL,
      "containerDefinitions[0].healthCheck"},
     {"healthCheck without a command", ONE(",'healthCheck':{'interval':30}"), CLIENT,
      "containerDefinitions[0].healthCheck.command"},
@@ -307,14 +308,14 @@ static const struct refuse_case refuse_cases[] = {
      INVALID, "containerDefinitions[0].healthCheck.command[0]"},
     {"healthCheck CMD alone", ONE(",'healthCheck':{'command':['CMD']}"), CLIENT,
      "containerDefinitions[0].healthCheck.command"},
-    {"healthCheck command a string", ONE(",'healthCheck':{'command':'CMD-SHELL true'}"), INVALID,
+    {"healthCheck command a string", ONE(",'healthCheck':{'command':'CMD-SHELL true'}"), SERIAL,
      "containerDefinitions[0].healthCheck.command"},
     {"healthCheck interval under 5", ONE(",'healthCheck':{'command':['NONE'],'interval':4}"),
      CLIENT, "containerDefinitions[0].healthCheck.interval"},
     {"healthCheck interval over 300", ONE(",'healthCheck':{'command':['NONE'],'interval':301}"),
      CLIENT, "containerDefinitions[0].healthCheck.interval"},
     {"healthCheck interval a string", ONE(",'healthCheck':{'command':['NONE'],'interval':'30'}"),
-     INVALID, "containerDefinitions[0].healthCheck.interval"},
+     SERIAL, "containerDefinitions[0].healthCheck.interval"},
     {"healthCheck timeout under 2", ONE(",'healthCheck':{'command':['NONE'],'timeout':1}"), CLIENT,
      "containerDefinitions[0].healthCheck.timeout"},
     {"healthCheck timeout over 60", ONE(",'healthCheck':{'command':['NONE'],'timeout':61}"), CLIENT,
@@ -330,7 +331,7 @@ static const struct refuse_case refuse_cases[] = {
      ONE(",'healthCheck':{'command':['NONE'],'startPeriod':301}"), CLIENT,
      "containerDefinitions[0].healthCheck.startPeriod"},
     /* dependsOn */
-    {"dependsOn a string", ONE(",'dependsOn':'db'"), INVALID, "containerDefinitions[0].dependsOn"},
+    {"dependsOn a string", ONE(",'dependsOn':'db'"), SERIAL, "containerDefinitions[0].dependsOn"},
     {"dependsOn without a condition",
      TD("", CN("db", "") "," CN("app", ",'dependsOn':[{'containerName':'db'}]")), CLIENT,
      "containerDefinitions[1].dependsOn[0].condition"},
@@ -343,20 +344,20 @@ static const struct refuse_case refuse_cases[] = {
     {"dependsOn itself", ONE(",'dependsOn':[{'containerName':'app','condition':'START'}]"), CLIENT,
      "containerDefinitions[0].dependsOn[0].containerName"},
     /* The members only type-checked */
-    {"links a string", ONE(",'links':'db'"), INVALID, "containerDefinitions[0].links"},
-    {"logConfiguration an array", ONE(",'logConfiguration':[]"), INVALID,
+    {"links a string", ONE(",'links':'db'"), SERIAL, "containerDefinitions[0].links"},
+    {"logConfiguration an array", ONE(",'logConfiguration':[]"), SERIAL,
      "containerDefinitions[0].logConfiguration"},
     {"logConfiguration without a driver", ONE(",'logConfiguration':{'options':{}}"), CLIENT,
      "containerDefinitions[0].logConfiguration.logDriver"},
-    {"mountPoints readOnly a string", ONE(",'mountPoints':[{'readOnly':'no'}]"), INVALID,
+    {"mountPoints readOnly a string", ONE(",'mountPoints':[{'readOnly':'no'}]"), SERIAL,
      "containerDefinitions[0].mountPoints[0].readOnly"},
-    {"volumesFrom an object", ONE(",'volumesFrom':{}"), INVALID,
+    {"volumesFrom an object", ONE(",'volumesFrom':{}"), SERIAL,
      "containerDefinitions[0].volumesFrom"},
     {"a ulimit without hardLimit", ONE(",'ulimits':[{'name':'nofile','softLimit':1}]"), CLIENT,
      "containerDefinitions[0].ulimits[0].hardLimit"},
-    {"workingDirectory a number", ONE(",'workingDirectory':5"), INVALID,
+    {"workingDirectory a number", ONE(",'workingDirectory':5"), SERIAL,
      "containerDefinitions[0].workingDirectory"},
-    {"user a number", ONE(",'user':0"), INVALID, "containerDefinitions[0].user"},
+    {"user a number", ONE(",'user':0"), SERIAL, "containerDefinitions[0].user"},
 };
 
 static void test_refused(void **state)
@@ -445,10 +446,10 @@ static void test_not_json_object(void **state)
     (void)state;
     struct api_error err;
     assert_int_equal(taskdef_validate(NULL, 0, &err), -1);
-    assert_string_equal(err.type, INVALID);
+    assert_string_equal(err.type, SERIAL);
     json_t *s = json_string("family");
     assert_int_equal(taskdef_validate(s, 8, &err), -1);
-    assert_string_equal(err.type, INVALID);
+    assert_string_equal(err.type, SERIAL);
     assert_non_null(strstr(err.message, "got string"));
     json_decref(s);
 }
