@@ -19,12 +19,11 @@ static const struct cfg_key core_keys[] = {
      .help = "first host port given to a containerPort without a hostPort"},
     {"host_port_max", CFG_INT, offsetof(struct config_core, host_port_max), "29999", 1, 65535,
      .help = "last host port of that range"},
-    {"reconcile_interval", CFG_DURATION, offsetof(struct config_core, reconcile_interval_ms),
-     "1s", 50, 60000,
+    {"reconcile_interval", CFG_DURATION, offsetof(struct config_core, reconcile_interval_ms), "1s",
+     50, 60000,
      .help = "how often the scheduler compares services with their tasks (it also runs after "
              "every change)"},
-    {"stop_timeout", CFG_DURATION, offsetof(struct config_core, stop_timeout_ms), "30s", 0,
-     120000,
+    {"stop_timeout", CFG_DURATION, offsetof(struct config_core, stop_timeout_ms), "30s", 0, 120000,
      .help = "time between SIGTERM and SIGKILL for a container without stopTimeout (ECS's "
              "default)"},
     {"stopped_task_retention", CFG_DURATION,
