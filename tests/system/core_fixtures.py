@@ -14,7 +14,8 @@ import os
 import subprocess
 import textwrap
 
-from harness import DEFAULT_TIMEOUT, GantryTestCase, binary, split_addr, wait_until
+from harness import (DEFAULT_TIMEOUT, GantryTestCase, binary, pids_working_in, split_addr,
+                     wait_until)
 
 AWS = "/usr/bin/aws"  # Debian's awscli (v2); a pyenv shim earlier in PATH may not have it
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -127,29 +128,10 @@ class Core:
 
 def task_pids(run_dir):
     """Processes whose working directory is under run_dir: the tasks gantry-core started."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(run_dir + "/"):
-            pids.append(int(entry))
-    return pids
+    return pids_working_in(os.path.join(run_dir, "tasks"))
 
 
 class CoreTestCase(GantryTestCase):
-    def _cleanup(self):
-        super()._cleanup()
-        # A test that failed midway may leave tasks of a gantry-core that could not stop them.
-        for pid in task_pids(os.path.join(self.tmp, "run")):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-
     def start_core(self, core_yaml="", extra_yaml="", clusters=("default",), redis=None, args=(),
                    env=None, wait=True, name="core.yaml"):
         """gantry-core on a private redis-server (or `redis`), API on a free loopback port, run

@@ -70,6 +70,21 @@ def pids_of(pattern):
     return [int(p) for p in proc.stdout.split() if int(p) != os.getpid()]
 
 
+def pids_working_in(directory):
+    """Processes whose working directory is directory or under it."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == directory or cwd.startswith(directory + "/"):
+            pids.append(int(entry))
+    return pids
+
+
 class Program:
     """A running binary with its log in a file and a readiness pipe."""
 
@@ -244,6 +259,13 @@ class GantryTestCase(unittest.TestCase):
     def _cleanup(self):
         for program in reversed(self.programs):
             program.stop()
+        # What the programs started and did not stop (a gantry-core's tasks after a failed test):
+        # every process working in this test's directory.
+        for pid in pids_working_in(self.tmp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if not self._failed():
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
