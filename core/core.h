@@ -29,7 +29,16 @@ static inline const char *jstr(const json_t *obj, const char *key)
     return s ? s : "";
 }
 
-enum { CORE_NAME_MAX = 256, CORE_ID_LEN = 32, CORE_MAX_EVENTS = 100, CORE_MAX_TARGETS = 16 };
+/* CORE_MAX_TARGETS: ECS's limit of load balancers (target groups) per service.
+ * CORE_STARTS_PER_PASS: tasks one reconcile pass starts before it lets the loop serve the API
+ * (starting 1,000 tasks in one pass kept the API silent for seconds). */
+enum {
+    CORE_NAME_MAX = 256,
+    CORE_ID_LEN = 32,
+    CORE_MAX_EVENTS = 100,
+    CORE_MAX_TARGETS = 5,
+    CORE_STARTS_PER_PASS = 16,
+};
 
 /* ECS's task statuses, in lifecycle order. */
 enum task_status {

@@ -385,16 +385,19 @@ static void stop_task_step(struct core *core, struct core_task *task, int64_t no
     finish_task(core, task);
 }
 
-static void task_step(struct core *core, struct core_task *task, int64_t now)
+/* Returns whether it started (or tried to start) the task's processes. */
+static bool task_step(struct core *core, struct core_task *task, int64_t now, bool may_start)
 {
     if (task->last == TASK_STOPPED)
-        return;
+        return false;
     if (task->desired == TASK_RUNNING) {
-        if (task->last < TASK_RUNNING)
-            start_task(core, task);
-        return;
+        if (task->last >= TASK_RUNNING || !may_start)
+            return false;
+        start_task(core, task);
+        return task->placed;
     }
     stop_task_step(core, task, now);
+    return false;
 }
 
 /* STOPPED tasks are forgotten after the retention time, their work directory with them. */
@@ -435,8 +438,11 @@ void scheduler_reconcile(struct core *core)
     int64_t now = clock_wall_ms();
     for (struct core_service *s = core->services; s; s = s->next)
         reconcile_service(core, s);
+    int starts = 0;
     for (struct core_task *t = core->tasks; t; t = t->next)
-        task_step(core, t, now);
+        starts += task_step(core, t, now, starts < CORE_STARTS_PER_PASS);
+    if (starts >= CORE_STARTS_PER_PASS)
+        core_kick(core); /* the rest after the loop has served what waits */
     /* a second service pass registers what just started and notices what just stopped */
     for (struct core_service *s = core->services; s; s = s->next) {
         if (s->deleted || s->inactive_at_ms)

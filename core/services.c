@@ -9,7 +9,7 @@
 #include "core/core.h"
 #include "core/params.h"
 
-enum { MAX_LOAD_BALANCERS = 5 };
+enum { MAX_LOAD_BALANCERS = CORE_MAX_TARGETS };
 
 struct core_service *service_find(struct core *core, const char *cluster, const char *name_or_arn)
 {

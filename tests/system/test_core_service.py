@@ -159,9 +159,14 @@ class CoreServiceTest(CoreTestCase, LbTestCase):
             return members == [f"127.0.0.1:{port}"] and tasks[0]
         replacement = wait_until(replaced, timeout=5, interval=0.05,
                                  message="a replacement RUNNING and registered")
-        status, headers, _ = http_request(
-            f"127.0.0.1:{replacement['containers'][0]['networkBindings'][0]['hostPort']}")
-        self.assertEqual(status, 200)
+        port = replacement["containers"][0]["networkBindings"][0]["hostPort"]
+
+        def answers():  # RUNNING means started, not yet listening (ECS's health checks tell)
+            try:
+                return http_request(f"127.0.0.1:{port}")[0] == 200
+            except OSError:
+                return False
+        wait_until(answers, message="the replacement answering")
         killed = core.ok("DescribeTasks", {"cluster": "demo", "tasks": [remaining["taskArn"]]})
         killed = killed["tasks"][0]
         self.assertEqual((killed["lastStatus"], killed["stopCode"], killed["stoppedReason"]),
