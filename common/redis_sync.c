@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "common/clock.h"
 #include "common/net.h"
 
 const char *redis_url_text(const struct redis_url *url, char *out, size_t size)
@@ -39,6 +40,18 @@ void redis_sync_close(struct redis_sync *r)
     r->c = NULL;
 }
 
+enum { BACKOFF_MIN_MS = 250, BACKOFF_MAX_MS = 8000 };
+
+/* The connection failed: drop it, and let calls fail fast for a while. */
+static void fail_connection(struct redis_sync *r)
+{
+    redis_sync_close(r);
+    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (r->backoff_ms > BACKOFF_MAX_MS)
+        r->backoff_ms = BACKOFF_MAX_MS;
+    r->retry_at_ms = clock_mono_ms() + r->backoff_ms;
+}
+
 static redisContext *open_context(const struct redis_url *url, struct timeval tv)
 {
     int family = net_addr_family(&url->addr);
@@ -57,13 +70,15 @@ int redis_sync_connect(struct redis_sync *r)
 {
     if (r->c)
         return 0;
+    if (r->retry_at_ms && clock_mono_ms() < r->retry_at_ms)
+        return -1; /* r->error still says why */
     struct timeval tv = {(time_t)(r->timeout_ms / 1000),
                          (suseconds_t)(r->timeout_ms % 1000) * 1000};
     r->c = open_context(&r->url, tv);
     if (!r->c || r->c->err) {
         snprintf(r->error, sizeof r->error, "cannot reach Redis at %s: %s", r->url_text,
                  r->c ? r->c->errstr : "out of memory");
-        redis_sync_close(r);
+        fail_connection(r);
         return -1;
     }
     redisSetTimeout(r->c, tv);
@@ -75,10 +90,12 @@ int redis_sync_connect(struct redis_sync *r)
                      r->url.db, r->url_text, reply ? reply->str : r->c->errstr);
         freeReplyObject(reply);
         if (!ok) {
-            redis_sync_close(r);
+            fail_connection(r);
             return -1;
         }
     }
+    r->backoff_ms = 0;
+    r->retry_at_ms = 0;
     return 0;
 }
 
@@ -90,7 +107,7 @@ static redisReply *take_reply(struct redis_sync *r)
     if (redisGetReply(r->c, &out) != REDIS_OK || !out) {
         snprintf(r->error, sizeof r->error, "Redis at %s did not answer: %s", r->url_text,
                  r->c->errstr[0] ? r->c->errstr : "connection closed");
-        redis_sync_close(r);
+        fail_connection(r);
         return NULL;
     }
     redisReply *reply = out;
@@ -113,7 +130,7 @@ redisReply *redis_sync_command(struct redis_sync *r, const char *fmt, ...)
     va_end(ap);
     if (rc != REDIS_OK) {
         snprintf(r->error, sizeof r->error, "cannot send to Redis: %s", r->c->errstr);
-        redis_sync_close(r);
+        fail_connection(r);
         return NULL;
     }
     return take_reply(r);
@@ -126,7 +143,7 @@ redisReply *redis_sync_argv(struct redis_sync *r, int argc, const char **argv,
         return NULL;
     if (redisAppendCommandArgv(r->c, argc, argv, argvlen) != REDIS_OK) {
         snprintf(r->error, sizeof r->error, "cannot send to Redis: %s", r->c->errstr);
-        redis_sync_close(r);
+        fail_connection(r);
         return NULL;
     }
     return take_reply(r);
@@ -152,7 +169,7 @@ int redis_sync_multi(struct redis_sync *r, const struct redis_cmd *cmds, size_t 
     ok = ok && redisAppendCommand(r->c, "EXEC") == REDIS_OK;
     if (!ok) {
         snprintf(r->error, sizeof r->error, "cannot send to Redis: %s", r->c->errstr);
-        redis_sync_close(r);
+        fail_connection(r);
         return -1;
     }
     int failed = 0;

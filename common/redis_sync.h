@@ -15,6 +15,11 @@ struct redis_sync {
     int64_t timeout_ms;
     char url_text[160];
     char error[512]; /* why the last call failed */
+    /* After a failure, calls fail at once until retry_at_ms (monotonic), the wait doubling from
+     * 250 ms to 8 s: an event loop never spends more than one timeout per wait on a Redis that
+     * is down or hung. */
+    int64_t retry_at_ms;
+    int64_t backoff_ms;
 };
 
 /* How messages name a Redis: "redis://127.0.0.1:6379" (no /0), "unix:/path"; the default when

@@ -33,9 +33,13 @@ static inline const char *jstr(const json_t *obj, const char *key)
  * CORE_STARTS_PER_PASS: tasks one reconcile pass starts before it lets the loop serve the API
  * (starting 1,000 tasks in one pass kept the API silent for seconds). */
 enum {
+    TASK_FAILURE_WINDOW_MS = 10000,
+    SERVICE_FAILURES_BEFORE_BACKOFF = 3,
+    SERVICE_BACKOFF_MAX_MS = 60000,
     CORE_NAME_MAX = 256,
     CORE_ID_LEN = 32,
     CORE_MAX_EVENTS = 100,
+    CORE_MAX_PENDING_EVENTS = 2000,
     CORE_MAX_TARGETS = 5,
     CORE_STARTS_PER_PASS = 16,
 };
@@ -90,12 +94,11 @@ struct core_task {
     int n_containers;
     struct task_container containers[TASKDEF_MAX_CONTAINERS];
     int n_ports;
-    int host_ports[TASKDEF_MAX_CONTAINERS * 8];
+    int host_ports[TASKDEF_MAX_PORTS];
     int n_targets;
     struct task_target targets[CORE_MAX_TARGETS];
     int64_t drain_deadline_ms; /* DEACTIVATING: stop waiting for the lb's drained mark then */
-    int64_t deregistered_at_ms;
-    int64_t kill_at_ms; /* STOPPING: SIGKILL then */
+    int64_t kill_at_ms;        /* STOPPING: SIGKILL then */
     int64_t stopped_at_ms;
     bool no_drain; /* its process died: deregister without waiting for a drain */
     bool dirty;    /* to be written to Redis */
@@ -111,9 +114,12 @@ struct core_service {
     bool active;    /* ACTIVE; false: DRAINING (deleted, tasks stopping) */
     bool steady;    /* the last "steady state" event still holds */
     char last_placement_failure[256];
+    /* Tasks that failed to start or died within TASK_FAILURE_WINDOW_MS, in a row: past
+     * SERVICE_FAILURES_BEFORE_BACKOFF, starts wait until next_start_ms (ECS throttles too). */
+    int failures;
+    int64_t next_start_ms;
     int64_t inactive_at_ms; /* DRAINING done: INACTIVE since */
     bool dirty;
-    bool deleted; /* INACTIVE and past retention: to be removed from Redis */
 };
 
 struct core {
@@ -142,7 +148,9 @@ struct core {
     bool store_failed; /* the last flush failed: retried every reconcile */
     bool store_failed_logged;
     bool shutting_down; /* every task is stopping: services start no replacement */
-    int64_t stopped_tasks_gc_ms;
+    bool scheduler_running;
+    char epoch[CORE_ID_LEN + 1]; /* the marker this gantry-core wrote in gantry:ecs:epoch */
+    bool dirty_epoch;            /* not written yet */
 };
 
 /* Whether the next reconcile should come at once (after an API change or a child's exit). */
@@ -150,6 +158,9 @@ void core_kick(struct core *core);
 
 /* --- store.c: Redis write-through (key layout in docs/core.md) --- */
 int store_load(struct core *core, char *why, size_t why_size);
+/* Redis restarted empty (or was flushed) since gantry-core wrote its marker: everything is
+ * written again and every target registered again. Called each reconcile pass. */
+void store_check_epoch(struct core *core);
 /* Writes every dirty entity, pending deletion and event in one MULTI/EXEC. 0 or -1. */
 int store_flush(struct core *core);
 /* For mutating API calls: -1 with a ServerException in err when Redis cannot be reached. */

@@ -10,7 +10,10 @@
 #include "common/buf.h"
 #include "common/log.h"
 
+/* REQUEST_TIMEOUT: a request must arrive whole within it of its first byte (a client that
+ * trickles bytes cannot hold a connection for long); between requests the idle timeout runs. */
 enum { HEAD_MAX = 16 * 1024, READ_CHUNK = 16 * 1024 };
+static const double REQUEST_TIMEOUT = 10.0;
 
 struct http_conn {
     struct http_conn *next, **prev;
@@ -23,6 +26,7 @@ struct http_conn {
     size_t parsed_len;
     bool close_after_write;
     bool continue_sent; /* "100 Continue" for the request being read */
+    bool mid_request;   /* bytes of a request are in: its deadline runs, not the idle timer */
 };
 
 static void conn_close(struct http_conn *c)
@@ -195,10 +199,22 @@ static void conn_process(struct http_conn *c)
     conn_flush(c);
 }
 
+/* The connection's one timer: the idle timeout between requests, the request's deadline once
+ * its first byte is in. */
+static void arm_timer(struct http_conn *c)
+{
+    bool mid = buf_unread(&c->in) > 0;
+    if (mid && c->mid_request)
+        return; /* the deadline keeps running */
+    c->mid_request = mid;
+    c->idle.repeat = mid ? REQUEST_TIMEOUT : c->server->idle_timeout;
+    ev_timer_again(c->server->loop, &c->idle);
+}
+
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct http_conn *c = w->data;
-    ev_timer_again(loop, &c->idle);
+    (void)loop;
     if (revents & EV_WRITE) {
         conn_flush(c);
         return;
@@ -219,6 +235,17 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
     buf_commit(&c->in, (size_t)n);
     conn_process(c);
+}
+
+static void on_io_then_timer(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct http_conn *c = w->data;
+    struct http_server *s = c->server;
+    int before = s->n_conns;
+    on_io(loop, w, revents);
+    /* on_io may have closed (freed) c; nothing else opens or closes a connection meanwhile */
+    if (s->n_conns == before)
+        arm_timer(c);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
@@ -249,7 +276,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         c->fd = fd;
         buf_init(&c->in, HEAD_MAX + s->max_body + 64 * 1024);
         buf_init(&c->out, 64 * 1024 * 1024);
-        ev_io_init(&c->io, on_io, fd, EV_READ);
+        ev_io_init(&c->io, on_io_then_timer, fd, EV_READ);
         c->io.data = c;
         ev_timer_init(&c->idle, on_idle, 0, s->idle_timeout);
         c->idle.data = c;

@@ -34,6 +34,8 @@ static bool port_free_on_host(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return true;
+    int one = 1; /* a port in TIME_WAIT is free for a listener: only a real one blocks it */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     bool free_port = bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0;

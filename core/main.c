@@ -17,7 +17,8 @@
 #include "core/launch.h"
 #include "core/targets.h"
 
-enum { SHUTDOWN_MAX_MS = 15000, REDIS_START_WAIT_MS = 10000 };
+/* Under `gantry up`'s default stop timeout (10 s), so the core finishes its tasks itself. */
+enum { SHUTDOWN_MAX_MS = 8000, REDIS_START_WAIT_MS = 10000 };
 
 struct core_main {
     struct core core;
@@ -38,7 +39,7 @@ static void retire_previous_tasks(struct core *core)
             continue;
         for (int i = 0; i < t->n_containers; i++) {
             struct task_container *c = &t->containers[i];
-            if (c->pid > 0 && c->start_ticks && runner_start_ticks(c->pid) == c->start_ticks)
+            if (runner_is_ours(c->pid, c->start_ticks))
                 runner_signal(c->pid, SIGKILL);
             c->running = false;
         }
@@ -47,7 +48,7 @@ static void retire_previous_tasks(struct core *core)
             targets_deregister(core, &t->targets[k]);
         }
         task_request_stop(t, "gantry-core restarted; the task was not re-adopted",
-                          "TaskFailedToStart");
+                          "ServiceSchedulerInitiated");
         t->placed = false;
         runner_task_done(&core->runner, t->id);
         task_set_status(t, TASK_STOPPED);
@@ -56,6 +57,8 @@ static void retire_previous_tasks(struct core *core)
     }
 }
 
+static void model_clear(struct core *core);
+
 static int load_state(struct core *core)
 {
     char why[512];
@@ -63,6 +66,7 @@ static int load_state(struct core *core)
     for (;;) {
         if (store_load(core, why, sizeof why) == 0)
             return 0;
+        model_clear(core); /* what a failed load read is read again whole */
         if (clock_mono_ms() >= deadline)
             break;
         usleep(200 * 1000);
@@ -202,7 +206,8 @@ static int core_init(struct core_main *m)
     return 0;
 }
 
-static void core_free(struct core *core)
+/* Forgets the model in memory (not in Redis): before a load is tried again, and at exit. */
+static void model_clear(struct core *core)
 {
     while (core->tasks) {
         struct core_task *t = core->tasks;
@@ -214,6 +219,16 @@ static void core_free(struct core *core)
         core->services = s->next;
         service_free(s);
     }
+    json_object_clear(core->clusters);
+    json_object_clear(core->instances);
+    json_object_clear(core->taskdefs);
+    json_array_clear(core->pending_deletes);
+    json_array_clear(core->pending_events);
+}
+
+static void core_free(struct core *core)
+{
+    model_clear(core);
     json_decref(core->clusters);
     json_decref(core->instances);
     json_decref(core->taskdefs);

@@ -929,7 +929,8 @@ int runner_start(struct runner *r, const char *task_id, const char *task_dir,
 
 void runner_signal(pid_t pid, int sig)
 {
-    if (pid > 0 && kill(-pid, sig) != 0 && errno != ESRCH)
+    /* pid 1 would make it kill(-1): every process we may signal */
+    if (pid > 1 && kill(-pid, sig) != 0 && errno != ESRCH)
         log_warn("runner: cannot signal process group %ld: %s", (long)pid, strerror(errno));
 }
 
@@ -946,7 +947,8 @@ void runner_task_done(struct runner *r, const char *task_id)
     task_cgroup_remove(&cg, killed > 0 ? RMDIR_ATTEMPTS_AFTER_KILL : 1);
 }
 
-uint64_t runner_start_ticks(pid_t pid)
+/* Field `wanted` (3 or more) of /proc/PID/stat as a number; 0 when unreadable. */
+static uint64_t stat_field(pid_t pid, int wanted)
 {
     if (pid <= 0)
         return 0;
@@ -956,7 +958,7 @@ uint64_t runner_start_ticks(pid_t pid)
         return 0;
     /* Field 2, the command name in parentheses, may itself hold spaces and ')'. */
     const char *p = strrchr(buf, ')');
-    for (int field = 3; p && field <= 22; field++) {
+    for (int field = 3; p && field <= wanted; field++) {
         p = strchr(p, ' ');
         p = p ? p + 1 : NULL;
     }
@@ -964,6 +966,18 @@ uint64_t runner_start_ticks(pid_t pid)
         return 0;
     char *end;
     errno = 0;
-    unsigned long long ticks = strtoull(p, &end, 10);
-    return errno == 0 && end != p ? (uint64_t)ticks : 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    return errno == 0 && end != p ? (uint64_t)v : 0;
+}
+
+uint64_t runner_start_ticks(pid_t pid)
+{
+    return stat_field(pid, 22);
+}
+
+bool runner_is_ours(pid_t pid, uint64_t start_ticks)
+{
+    /* the same process (not a reused pid) and still the leader of the group we made for it */
+    return pid > 1 && start_ticks && stat_field(pid, 22) == start_ticks &&
+           stat_field(pid, 5) == (uint64_t)pid;
 }

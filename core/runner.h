@@ -50,7 +50,7 @@ int runner_start(struct runner *r, const char *task_id, const char *task_dir,
                  const struct runner_limits *limits, struct runner_container *containers,
                  int n_containers, char *why, size_t why_size);
 
-/* Sends sig to the container's whole process group; a no-op for pid <= 0. */
+/* Sends sig to the container's whole process group; a no-op for pid <= 1. */
 void runner_signal(pid_t pid, int sig);
 
 /* The task's containers have exited: kills what is left in its cgroup (a container's own
@@ -60,5 +60,9 @@ void runner_task_done(struct runner *r, const char *task_id);
 /* The start time of pid from /proc (0 if it does not exist): a pid whose start time differs from
  * the recorded one is another process. */
 uint64_t runner_start_ticks(pid_t pid);
+
+/* Whether pid is still the container process the runner started at start_ticks: same start
+ * time, and the leader of its own process group (so signalling the group is safe). */
+bool runner_is_ours(pid_t pid, uint64_t start_ticks);
 
 #endif

@@ -75,6 +75,50 @@ static struct core_task *pick_victim(struct core *core, struct core_service *svc
     return best;
 }
 
+/* A task of the service failed to start or died young: count it, and past a few in a row make
+ * the service wait before it starts more (1 s, doubling up to a minute), as ECS's throttle does
+ * for a task definition that cannot run. */
+static void note_failure(struct core *core, struct core_task *task)
+{
+    struct core_service *svc =
+        task->service[0] ? service_find(core, task->cluster, task->service) : NULL;
+    if (!svc || !svc->active)
+        return;
+    double started = json_number_value(json_object_get(task->doc, "startedAt"));
+    int64_t now = clock_wall_ms();
+    if (started > 0 && now - (int64_t)(started * 1000) >= TASK_FAILURE_WINDOW_MS) {
+        svc->failures = 0; /* it ran a good while: a crash, not a task that cannot start */
+        return;
+    }
+    json_t *primary = json_array_get(json_object_get(svc->doc, "deployments"), 0);
+    json_object_set_new(
+        primary, "failedTasks",
+        json_integer(json_integer_value(json_object_get(primary, "failedTasks")) + 1));
+    svc->dirty = true;
+    if (++svc->failures <= SERVICE_FAILURES_BEFORE_BACKOFF)
+        return;
+    int shift = svc->failures - SERVICE_FAILURES_BEFORE_BACKOFF - 1;
+    int64_t delay = shift >= 6 ? SERVICE_BACKOFF_MAX_MS : (int64_t)1000 << shift;
+    svc->next_start_ms = now + (delay < SERVICE_BACKOFF_MAX_MS ? delay : SERVICE_BACKOFF_MAX_MS);
+    service_event(core, svc,
+                  "is unable to consistently start tasks successfully. For more information, see "
+                  "the Troubleshooting section of the Amazon ECS Developer Guide.");
+}
+
+/* A task of the service has run past the failure window: the service starts freely again. */
+static void clear_failures(struct core *core, struct core_service *svc)
+{
+    int64_t now = clock_wall_ms();
+    for (struct core_task *t = core->tasks; svc->failures && t; t = t->next) {
+        double started = json_number_value(json_object_get(t->doc, "startedAt"));
+        if (is_service_task(t, svc) && t->last == TASK_RUNNING && started > 0 &&
+            now - (int64_t)(started * 1000) >= TASK_FAILURE_WINDOW_MS) {
+            svc->failures = 0;
+            svc->next_start_ms = 0;
+        }
+    }
+}
+
 static void scale(struct core *core, struct core_service *svc, struct pass_events *ev)
 {
     int64_t want = svc->active ? json_integer_value(json_object_get(svc->doc, "desiredCount")) : 0;
@@ -86,6 +130,8 @@ static void scale(struct core *core, struct core_service *svc, struct pass_event
     char started_by[128];
     snprintf(started_by, sizeof started_by, "%s", deployment ? deployment : "ecs-svc");
     const char *launch_type = json_string_value(json_object_get(svc->doc, "launchType"));
+    if (have < want && clock_wall_ms() < svc->next_start_ms)
+        have = want; /* backing off: the timer's next passes come back to it */
     for (; have < want; have++) {
         struct core_task *t = task_create(core, svc->cluster, svc->td, svc->name, started_by, NULL,
                                           NULL, launch_type ? launch_type : "PROCESS");
@@ -196,9 +242,10 @@ static void check_steady(struct core *core, struct core_service *svc)
 
 static void reconcile_service(struct core *core, struct core_service *svc)
 {
-    if (svc->deleted || svc->inactive_at_ms)
+    if (svc->inactive_at_ms)
         return;
     struct pass_events ev = {0};
+    clear_failures(core, svc);
     if (!core->shutting_down)
         scale(core, svc, &ev);
     announce(core, svc, &ev);
@@ -237,9 +284,14 @@ static void container_exited(struct core_task *task, struct task_container *c, i
              c->exit_code);
     /* the rest of the group (a shell's children) goes with it */
     runner_signal(c->pid, SIGKILL);
-    if (c->essential && task->desired == TASK_RUNNING) {
-        task_request_stop(task, "Essential container in task exited", "EssentialContainerExited");
+    if (c->essential) {
+        /* its targets go at once, even when it was already being drained */
         task->no_drain = true;
+        if (task->desired == TASK_RUNNING) {
+            note_failure(task->core, task);
+            task_request_stop(task, "Essential container in task exited",
+                              "EssentialContainerExited");
+        }
     }
     core_kick(task->core);
 }
@@ -308,6 +360,7 @@ static void start_task(struct core *core, struct core_task *task)
         log_warn("task %s cannot start: %s", task->id, why);
         char reason[600];
         snprintf(reason, sizeof reason, "CannotStartContainerError: %s", why);
+        note_failure(core, task);
         task_request_stop(task, reason, "TaskFailedToStart");
         return;
     }
@@ -420,7 +473,7 @@ static void forget_stopped(struct core *core, int64_t now)
     }
     for (struct core_service **p = &core->services; *p;) {
         struct core_service *s = *p;
-        if (!(s->deleted || (s->inactive_at_ms && now - s->inactive_at_ms >= keep))) {
+        if (!s->inactive_at_ms || now - s->inactive_at_ms < keep) {
             p = &s->next;
             continue;
         }
@@ -436,6 +489,7 @@ static void forget_stopped(struct core *core, int64_t now)
 void scheduler_reconcile(struct core *core)
 {
     int64_t now = clock_wall_ms();
+    store_check_epoch(core);
     for (struct core_service *s = core->services; s; s = s->next)
         reconcile_service(core, s);
     int starts = 0;
@@ -445,7 +499,7 @@ void scheduler_reconcile(struct core *core)
         core_kick(core); /* the rest after the loop has served what waits */
     /* a second service pass registers what just started and notices what just stopped */
     for (struct core_service *s = core->services; s; s = s->next) {
-        if (s->deleted || s->inactive_at_ms)
+        if (s->inactive_at_ms)
             continue;
         sync_targets(core, s);
         if (s->active && !core->shutting_down)
@@ -476,7 +530,8 @@ static void on_kick(struct ev_loop *loop, ev_idle *w, int revents)
 
 void core_kick(struct core *core)
 {
-    ev_idle_start(core->loop, &core->kick);
+    if (core->scheduler_running) /* before scheduler_start(), its first pass does the work */
+        ev_idle_start(core->loop, &core->kick);
 }
 
 void scheduler_start(struct core *core)
@@ -487,11 +542,13 @@ void scheduler_start(struct core *core)
     ev_timer_start(core->loop, &core->reconcile_timer);
     ev_idle_init(&core->kick, on_kick);
     core->kick.data = core;
+    core->scheduler_running = true;
     core_kick(core);
 }
 
 void scheduler_stop(struct core *core)
 {
+    core->scheduler_running = false;
     ev_timer_stop(core->loop, &core->reconcile_timer);
     ev_idle_stop(core->loop, &core->kick);
 }

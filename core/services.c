@@ -17,7 +17,7 @@ struct core_service *service_find(struct core *core, const char *cluster, const 
     if (!core_arn_name(name_or_arn, "service", name, sizeof name))
         return NULL;
     for (struct core_service *s = core->services; s; s = s->next)
-        if (strcmp(s->cluster, cluster) == 0 && strcmp(s->name, name) == 0 && !s->deleted)
+        if (strcmp(s->cluster, cluster) == 0 && strcmp(s->name, name) == 0)
             return s;
     return NULL;
 }
@@ -57,6 +57,9 @@ void service_event(struct core *core, struct core_service *svc, const char *fmt,
     while (json_array_size(svc->events) > CORE_MAX_EVENTS)
         json_array_remove(svc->events, CORE_MAX_EVENTS);
     char *text = json_dumps(event, JSON_COMPACT);
+    /* while Redis is down they wait here; the oldest go first past a bound */
+    while (json_array_size(core->pending_events) >= CORE_MAX_PENDING_EVENTS)
+        json_array_remove(core->pending_events, 0);
     if (text) {
         json_array_append_new(core->pending_events, json_pack("[s+++, s]", "gantry:ecs:events:",
                                                               svc->cluster, ":", svc->name, text));
@@ -166,7 +169,7 @@ static json_t *load_balancers_param(json_t *in, const json_t *td, struct api_err
                      i);
             return NULL;
         }
-        if (!tg || service_lb_group(tg, group, sizeof group) < 0) {
+        if (!tg || strlen(tg) > 500 || service_lb_group(tg, group, sizeof group) < 0) {
             api_fail(err, "InvalidParameterException",
                      "loadBalancers[%zu].targetGroupArn: expected a target group ARN or the "
                      "name of a gantry-lb target group",
@@ -246,13 +249,20 @@ static struct core_service *service_new(struct core *core, const char *cluster, 
     return svc;
 }
 
-/* Drops an INACTIVE service of that name, so CreateService can reuse the name as ECS allows. */
+/* Drops an INACTIVE service of that name, so CreateService can reuse the name as ECS allows. The
+ * new service takes its place in Redis (same hash field); only the old events go. */
 static void forget_inactive(struct core *core, const char *cluster, const char *name)
 {
-    for (struct core_service *s = core->services; s; s = s->next)
-        if (!s->deleted && s->inactive_at_ms && strcmp(s->cluster, cluster) == 0 &&
-            strcmp(s->name, name) == 0)
-            s->deleted = true;
+    for (struct core_service **p = &core->services; *p; p = &(*p)->next) {
+        struct core_service *s = *p;
+        if (!s->inactive_at_ms || strcmp(s->cluster, cluster) != 0 || strcmp(s->name, name) != 0)
+            continue;
+        *p = s->next;
+        json_array_append_new(core->pending_deletes,
+                              json_pack("[s+++]", "gantry:ecs:events:", cluster, ":", name));
+        service_free(s);
+        return;
+    }
 }
 
 static int create_service(struct core *core, json_t *in, const char *cluster, const char *name,
@@ -409,7 +419,7 @@ void service_load(struct core *core, const char *cluster, const char *name, json
     const char *status = json_string_value(json_object_get(doc, "status"));
     svc->active = status && strcmp(status, "ACTIVE") == 0;
     if (status && strcmp(status, "INACTIVE") == 0)
-        svc->inactive_at_ms = 1;
+        svc->inactive_at_ms = (int64_t)(core_now() * 1000); /* retention starts again */
 }
 
 /* --- actions --- */
@@ -501,7 +511,7 @@ int act_list_services(struct core *core, json_t *in, json_t **out, struct api_er
     const char **arns = calloc(n + 1, sizeof *arns);
     size_t k = 0;
     for (struct core_service *s = core->services; arns && s; s = s->next) {
-        if (strcmp(s->cluster, cluster) != 0 || s->inactive_at_ms || s->deleted)
+        if (strcmp(s->cluster, cluster) != 0 || s->inactive_at_ms)
             continue;
         if (lt && strcmp(jstr(s->doc, "launchType"), lt) != 0)
             continue;

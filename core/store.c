@@ -97,6 +97,10 @@ static json_t *task_record(struct core_task *t)
 static int add_hset(struct batch *b, char *key, const char *field, json_t *doc)
 {
     char *text = batch_keep(b, json_dumps(doc, JSON_COMPACT));
+    if (!text) { /* one entity that cannot be written must not keep the others from Redis */
+        log_error("state store: %s %s cannot be serialised; not written", key ? key : "?", field);
+        return 0;
+    }
     const char *args[] = {"HSET", key, field, text};
     return batch_add(b, 4, args);
 }
@@ -205,9 +209,11 @@ int store_flush(struct core *core)
 
 int store_check(struct core *core, struct api_error *err)
 {
-    if (redis_sync_connect(&core->redis) < 0)
+    redisReply *r = redis_sync_command(&core->redis, "PING");
+    if (!r)
         return api_fail(err, "ServerException", "the state store is unreachable: %s",
                         core->redis.error);
+    freeReplyObject(r);
     return 0;
 }
 
@@ -349,4 +355,62 @@ int store_load(struct core *core, char *why, size_t why_size)
         }
     }
     return 0;
+}
+
+/* Everything in memory is written again at the next flush. */
+static void mark_all_dirty(struct core *core)
+{
+    core->dirty_clusters = true;
+    const char *family;
+    json_t *revs;
+    json_object_foreach(core->taskdefs, family, revs)
+    {
+        size_t i;
+        json_t *td;
+        json_array_foreach(revs, i, td)
+        {
+            if (strcmp(jstr(td, "status"), "MISSING") != 0)
+                json_object_set_new(td, "_dirty", json_true());
+        }
+    }
+    for (struct core_service *s = core->services; s; s = s->next) {
+        s->dirty = true;
+        /* events go back oldest first, so LPUSH leaves them newest first */
+        for (size_t i = json_array_size(s->events); i > 0; i--) {
+            char *text = json_dumps(json_array_get(s->events, i - 1), JSON_COMPACT);
+            if (text)
+                json_array_append_new(
+                    core->pending_events,
+                    json_pack("[s+++, s]", "gantry:ecs:events:", s->cluster, ":", s->name, text));
+            free(text);
+        }
+    }
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        t->dirty = true;
+        for (int k = 0; k < t->n_targets; k++)
+            t->targets[k].registered = false; /* the scheduler's pass registers them again */
+    }
+}
+
+void store_check_epoch(struct core *core)
+{
+    if (!core->epoch[0]) {
+        core_new_id(core->epoch);
+        core->dirty_epoch = true;
+    }
+    if (!core->dirty_epoch) {
+        redisReply *r = redis_sync_command(&core->redis, "GET gantry:ecs:epoch");
+        if (!r)
+            return; /* unreachable: the flush retries later */
+        bool same = r->type == REDIS_REPLY_STRING && strcmp(r->str, core->epoch) == 0;
+        freeReplyObject(r);
+        if (same)
+            return;
+        log_warn("state store: Redis lost gantry-core's state (restarted empty or flushed): "
+                 "writing everything again and registering every target again");
+        mark_all_dirty(core);
+    }
+    redisReply *r = redis_sync_command(&core->redis, "SET gantry:ecs:epoch %s", core->epoch);
+    core->dirty_epoch = r == NULL;
+    freeReplyObject(r);
 }

@@ -76,13 +76,3 @@ int targets_drained(struct core *core, const struct task_target *t)
     freeReplyObject(r);
     return drained;
 }
-
-json_t *targets_health(struct core *core, const struct task_target *t)
-{
-    redisReply *r = redis_sync_command(&core->redis, "HGET gantry:health:%s %s", t->group, t->addr);
-    if (!r)
-        return NULL;
-    json_t *doc = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
-    freeReplyObject(r);
-    return doc;
-}

@@ -17,7 +17,5 @@ int targets_register(struct core *core, struct task_target *t);
 int targets_deregister(struct core *core, struct task_target *t);
 /* 1 when gantry-lb has marked the deregistered target drained, 0 not yet, -1 Redis failed. */
 int targets_drained(struct core *core, const struct task_target *t);
-/* gantry-lb's health record of the target ({"state", "reason", "since"}), or NULL. */
-json_t *targets_health(struct core *core, const struct task_target *t);
 
 #endif

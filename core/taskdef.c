@@ -663,6 +663,14 @@ static bool port_seen_before(struct ports_seen *seen, int member, const json_t *
 static int check_ports(const json_t *defs, struct api_error *err)
 {
     static const char *const keys[] = {"containerPort", "hostPort"};
+    size_t total = 0;
+    for (size_t c = 0; c < json_array_size(defs); c++)
+        total += json_array_size(json_object_get(json_array_get(defs, c), "portMappings"));
+    if (total > TASKDEF_MAX_PORTS)
+        return api_fail(err, "ClientException",
+                        "Too many port mappings: %zu (Gantry maps at most %d ports per task, each "
+                        "to a host port)",
+                        total, TASKDEF_MAX_PORTS);
     struct ports_seen *seen = calloc(1, sizeof *seen);
     if (!seen)
         return api_fail(err, "ServerException", "Out of memory checking portMappings");

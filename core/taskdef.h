@@ -15,6 +15,7 @@ enum {
     TASKDEF_MAX_BYTES = 32 * 1024, /* ECS: a task definition's JSON is at most 32 KiB */
     TASKDEF_MAX_CONTAINERS = 10,
     TASKDEF_NAME_MAX = 255,
+    TASKDEF_MAX_PORTS = 100, /* port mappings of all containers: each takes a host port */
 };
 
 /* ECS's names: family, container, cluster and service names are 1 to 255 letters, digits, '-'

@@ -140,6 +140,11 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
         "RUNNING", "launchType", launch_type, "cpu", cpu, "memory", memory, "group", group_text,
         "version", (json_int_t)1, "createdAt", core_now(), "healthStatus", "UNKNOWN",
         "availabilityZone", "local", "attachments", "tags", "containers");
+    if (!task->doc) { /* out of memory, or text jansson refuses: no half-made task */
+        json_decref(task->td);
+        free(task);
+        return NULL;
+    }
     if (started_by)
         json_object_set_new(task->doc, "startedBy", json_string(started_by));
     json_object_set_new(task->doc, "overrides",
@@ -195,6 +200,17 @@ struct core_task *task_find(struct core *core, const char *cluster, const char *
     return NULL;
 }
 
+/* 32 lower-case hex digits, as core_new_id() makes them: an id is also a directory name under
+ * run_dir/tasks, so a damaged record must never name "../..". */
+static bool task_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return n == CORE_ID_LEN;
+}
+
 void task_load(struct core *core, const char *cluster, const char *id, json_t *record)
 {
     json_t *doc = json_deep_copy(record);
@@ -204,7 +220,7 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
     const char *td_arn = json_string_value(json_object_get(doc, "taskDefinitionArn"));
     json_t *td = td_arn ? taskdef_find(core, td_arn, &err) : NULL;
     int last = status_from_name(json_string_value(json_object_get(doc, "lastStatus")));
-    if (!td || last < 0 || strlen(id) != CORE_ID_LEN) {
+    if (!td || last < 0 || !task_id_valid(id)) {
         log_warn("state store: task %s of cluster %s is unreadable; forgotten", id, cluster);
         json_decref(doc);
         json_decref(rt);
@@ -270,6 +286,39 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
 
 /* --- actions --- */
 
+/* A container override's command (strings) and environment ({name, value} strings, names
+ * without '='), checked as RegisterTaskDefinition checks the definition's own. */
+static int override_lists_valid(const json_t *co, size_t i, struct api_error *err)
+{
+    json_t *command = json_object_get(co, "command");
+    json_t *env = json_object_get(co, "environment");
+    if ((command && !json_is_array(command)) || (env && !json_is_array(env)))
+        return api_fail(err, "SerializationException",
+                        "overrides.containerOverrides[%zu]: command and environment must be lists",
+                        i);
+    size_t k;
+    json_t *item;
+    json_array_foreach(command, k, item)
+    {
+        if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item))
+            return api_fail(err, "SerializationException",
+                            "overrides.containerOverrides[%zu].command[%zu] must be a string", i,
+                            k);
+    }
+    json_array_foreach(env, k, item)
+    {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        json_t *value = json_object_get(item, "value");
+        if (!name || !*name || strchr(name, '=') || strlen(name) > 255 ||
+            (value && !json_is_string(value)))
+            return api_fail(err, "InvalidParameterException",
+                            "overrides.containerOverrides[%zu].environment[%zu]: a name (no '=') "
+                            "and a string value",
+                            i, k);
+    }
+    return 0;
+}
+
 static int overrides_param(json_t *in, const json_t *td, json_t **overrides, struct api_error *err)
 {
     *overrides = NULL;
@@ -302,13 +351,8 @@ static int overrides_param(json_t *in, const json_t *td, json_t **overrides, str
                             "Override for container named %.255s is not a container in the "
                             "TaskDefinition.",
                             name);
-        json_t *command = json_object_get(co, "command");
-        json_t *env = json_object_get(co, "environment");
-        if ((command && !json_is_array(command)) || (env && !json_is_array(env)))
-            return api_fail(err, "SerializationException",
-                            "overrides.containerOverrides[%zu]: command and environment must be "
-                            "lists",
-                            i);
+        if (override_lists_valid(co, i, err) < 0)
+            return -1;
     }
     *overrides = json_deep_copy(o);
     if (!json_object_get(*overrides, "containerOverrides"))
@@ -323,10 +367,8 @@ int launch_type_param(json_t *in, const json_t *td, const char **out, struct api
     const char *lt;
     if (param_string(in, "launchType", false, &lt, err) < 0)
         return -1;
-    if (!lt) {
-        *out = taskdef_default_launch_type(td);
-        return 0;
-    }
+    if (!lt)
+        lt = taskdef_default_launch_type(td); /* DOCKER for a FARGATE/EC2-only definition */
     if (strcmp(lt, "PROCESS") == 0) {
         *out = "PROCESS";
         return 0;
@@ -355,6 +397,8 @@ int act_run_task(struct core *core, json_t *in, json_t **out, struct api_error *
         return -1;
     if (started_by && strlen(started_by) > 128)
         return api_fail(err, "InvalidParameterException", "startedBy: at most 128 characters");
+    if (group && strlen(group) > 255)
+        return api_fail(err, "InvalidParameterException", "group: at most 255 characters");
     if (!cluster_find(core, cluster_ref, cluster, err))
         return -1;
     json_t *td = taskdef_find(core, td_ref, err);
@@ -366,15 +410,18 @@ int act_run_task(struct core *core, json_t *in, json_t **out, struct api_error *
     if (launch_type_param(in, td, &launch_type, err) < 0 ||
         overrides_param(in, td, &overrides, err) < 0)
         return -1;
-    json_t *tasks = json_array();
+    json_t *tasks = json_array(), *failures = json_array();
     for (int64_t i = 0; i < count; i++) {
         struct core_task *task =
             task_create(core, cluster, td, NULL, started_by, group, overrides, launch_type);
         if (task)
             json_array_append_new(tasks, task_describe(task));
+        else /* ECS accounts for every task asked for */
+            json_array_append_new(failures, json_pack("{s:s, s:s}", "reason", "RESOURCE:MEMORY",
+                                                      "detail", "gantry-core is out of memory"));
     }
     json_decref(overrides);
-    *out = json_pack("{s:o, s:[]}", "tasks", tasks, "failures");
+    *out = json_pack("{s:o, s:o}", "tasks", tasks, "failures", failures);
     return 0;
 }
 
@@ -409,11 +456,11 @@ static bool task_matches(const struct core_task *t, const char *service, const c
     if (started_by && (!sb || strcmp(sb, started_by) != 0))
         return false;
     /* ECS: desiredStatus RUNNING (the default) lists tasks meant to run, STOPPED the others;
-     * PENDING lists tasks meant to run that have not started. */
+     * PENDING is accepted and lists nothing ("no task has PENDING as its desired status"). */
     if (strcmp(desired, "STOPPED") == 0)
         return t->desired == TASK_STOPPED;
     if (strcmp(desired, "PENDING") == 0)
-        return t->desired == TASK_RUNNING && t->last < TASK_RUNNING;
+        return false;
     return t->desired == TASK_RUNNING;
 }
 

@@ -522,6 +522,30 @@ static char *definition_of_length(size_t n)
     return s;
 }
 
+/* Every mapping takes a host port of the task's own: 100 fit in a task, 101 are refused. */
+static void test_port_mapping_limit(void **state)
+{
+    (void)state;
+    for (int n = 100; n <= 101; n++) {
+        json_t *maps = json_array();
+        for (int p = 0; p < n; p++)
+            json_array_append_new(maps, json_pack("{s:i}", "containerPort", 1000 + p));
+        json_t *td =
+            json_pack("{s:s, s:[{s:s, s:s, s:i, s:o}]}", "family", "ports", "containerDefinitions",
+                      "name", "a", "image", "i", "memory", 64, "portMappings", maps);
+        struct api_error err = {0};
+        int rc = taskdef_validate(td, 0, &err);
+        json_decref(td);
+        if (n == 100) {
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_equal(rc, -1);
+        assert_string_equal(err.type, CLIENT);
+        assert_non_null(strstr(err.message, "Too many port mappings: 101"));
+    }
+}
+
 static void test_size_limit(void **state)
 {
     (void)state;
@@ -756,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_not_json_object),
+        cmocka_unit_test(test_port_mapping_limit),
         cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_ecs_examples),
         cmocka_unit_test(test_size_limit),
