@@ -408,6 +408,31 @@ static int detect_v2(struct runner *r, char *why, size_t why_size)
     return 0;
 }
 
+/* Task cgroups a gantry-core that died left behind: rmdir only removes a cgroup without
+ * processes, so a running task's (this core's or another's) stays; one made in the last minute
+ * may be another core's task about to start, and stays too. */
+static void remove_empty_children(const char *base)
+{
+    DIR *dir = base[0] ? opendir(base) : NULL;
+    if (!dir)
+        return;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+            continue;
+        char path[1024];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", base, e->d_name) >= (int)sizeof path ||
+            stat(path, &st) != 0 || time(NULL) - st.st_mtime < 60)
+            continue;
+        removed += rmdir(path) == 0;
+    }
+    closedir(dir);
+    if (removed)
+        log_info("runner: removed %d empty task cgroups left under %s", removed, base);
+}
+
 void runner_init(struct runner *r, bool use_cgroups)
 {
     memset(r, 0, sizeof *r);
@@ -420,10 +445,13 @@ void runner_init(struct runner *r, bool use_cgroups)
     }
     if (rc == 0 && r->mode == RUNNER_CGROUP_V2) {
         log_info("runner: cgroup v2, tasks under %s", r->v2_base);
+        remove_empty_children(r->v2_base);
         return;
     }
     if (rc == 0) {
         log_info("runner: cgroup v1, tasks under %s and %s", r->v1_cpu_base, r->v1_mem_base);
+        remove_empty_children(r->v1_cpu_base);
+        remove_empty_children(r->v1_mem_base);
         return;
     }
     memset(r, 0, sizeof *r);
