@@ -146,11 +146,6 @@ int act_delete_cluster(struct core *core, json_t *in, json_t **out, struct api_e
     return 0;
 }
 
-static int compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Sorted names of the ACTIVE clusters. */
 static json_t *active_cluster_arns(struct core *core)
 {
@@ -163,12 +158,7 @@ static json_t *active_cluster_arns(struct core *core)
         if (arns && strcmp(jstr(doc, "status"), "ACTIVE") == 0)
             arns[k++] = jstr(doc, "clusterArn");
     }
-    json_t *all = json_array();
-    if (arns) {
-        qsort(arns, k, sizeof *arns, compare_strings);
-        for (size_t i = 0; i < k; i++)
-            json_array_append_new(all, json_string(arns[i]));
-    }
+    json_t *all = arns ? sorted_strings(arns, k) : json_array();
     free(arns);
     return all;
 }

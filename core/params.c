@@ -81,6 +81,26 @@ int param_strings(const json_t *in, const char *key, bool required, size_t max, 
     return 0;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void sort_strings(const char **items, size_t n)
+{
+    if (n)
+        qsort(items, n, sizeof *items, compare_strings);
+}
+
+json_t *sorted_strings(const char **items, size_t n)
+{
+    json_t *all = json_array();
+    sort_strings(items, n);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(all, json_string(items[i]));
+    return all;
+}
+
 /* Tokens are opaque to clients; ours is the offset of the next item, checked on the way in. */
 static int parse_token(const char *token, size_t count, size_t *offset)
 {

@@ -21,6 +21,11 @@ int param_bool(const json_t *in, const char *key, bool *out, struct api_error *e
 /* A list of strings (borrowed; NULL when absent), at most max items. */
 int param_strings(const json_t *in, const char *key, bool required, size_t max, json_t **out,
                   struct api_error *err);
+/* Sorts the n strings in place (strcmp order: the stable order the List* actions page through);
+ * sorted_strings() also returns them as a new JSON array. */
+void sort_strings(const char **items, size_t n);
+json_t *sorted_strings(const char **items, size_t n);
+
 /* Sets out[out_key] to the page of `all` (a JSON array of strings) that maxResults (default
  * default_limit, at most max_limit) and nextToken of `in` select, and out["nextToken"] when more
  * follow. Steals nothing. */

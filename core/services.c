@@ -490,11 +490,6 @@ int act_delete_service(struct core *core, json_t *in, json_t **out, struct api_e
     return 0;
 }
 
-static int compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int act_list_services(struct core *core, json_t *in, json_t **out, struct api_error *err)
 {
     const char *cluster_ref, *lt, *strategy;
@@ -519,12 +514,7 @@ int act_list_services(struct core *core, json_t *in, json_t **out, struct api_er
             continue;
         arns[k++] = jstr(s->doc, "serviceArn");
     }
-    json_t *all = json_array();
-    if (arns) {
-        qsort(arns, k, sizeof *arns, compare_strings);
-        for (size_t i = 0; i < k; i++)
-            json_array_append_new(all, json_string(arns[i]));
-    }
+    json_t *all = arns ? sorted_strings(arns, k) : json_array();
     free(arns);
     *out = json_object();
     int rc = paginate(in, all, 10, 100, "serviceArns", *out, err);

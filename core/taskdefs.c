@@ -164,11 +164,6 @@ int act_describe_task_definition(struct core *core, json_t *in, json_t **out, st
     return 0;
 }
 
-static int compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Family names, sorted. */
 static const char **sorted_families(struct core *core, size_t *n)
 {
@@ -179,7 +174,7 @@ static const char **sorted_families(struct core *core, size_t *n)
     const char *family;
     json_t *revs;
     json_object_foreach(core->taskdefs, family, revs) names[(*n)++] = family;
-    qsort(names, *n, sizeof *names, compare_strings);
+    sort_strings(names, *n);
     return names;
 }
 
