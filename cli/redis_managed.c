@@ -141,3 +141,15 @@ void redis_managed_release(struct redis_managed *r)
         close(r->lock_fd);
     r->lock_fd = -1;
 }
+
+void redis_managed_default_url(const char *run_dir, struct redis_url *out)
+{
+    char path[PATH_MAX], url[PATH_MAX + 8], why[160];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/redis.sock", run_dir);
+    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        snprintf(url, sizeof url, "unix:%s", path) < (int)sizeof url &&
+        value_parse_redis_url(url, out, why, sizeof why) == 0)
+        return;
+    value_parse_redis_url("redis://127.0.0.1:6379", out, why, sizeof why);
+}

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "cli/supervise.h"
+#include "config/values.h"
 
 struct redis_managed {
     char run_dir[PATH_MAX]; /* absolute */
@@ -32,5 +33,10 @@ void redis_managed_spec(struct redis_managed *r, const char *program, struct chi
 bool redis_managed_ping(void *r, char *addr, size_t addrlen);
 /* Drops the lock; call once the server has exited. */
 void redis_managed_release(struct redis_managed *r);
+
+/* The Redis a command (gantry status, gantry targets) uses when neither --redis nor redis.url
+ * names one: the one `gantry up` runs when its socket is there (up.run_dir/redis.sock, relative
+ * to the working directory), else redis://127.0.0.1:6379. */
+void redis_managed_default_url(const char *run_dir, struct redis_url *out);
 
 #endif

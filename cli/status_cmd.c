@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/redis_managed.h"
 #include "common/daemon.h"
 #include "common/redis_sync.h"
 #include "config/config.h"
@@ -42,7 +43,8 @@ static const char USAGE_EXTRA[] =
     "Tasks outside a service (RunTask) follow each cluster's services. A value that cannot be\n"
     "read shows as ?. Running counts tasks whose lastStatus is RUNNING, pending those still\n"
     "PROVISIONING, PENDING or ACTIVATING, as gantry-core does.\n"
-    "Redis: --redis, else redis.url of the -c files, else redis://127.0.0.1:6379.\n"
+    "Redis: --redis, else redis.url of the -c files, else the one `gantry up` runs (its socket\n"
+    "up.run_dir/redis.sock, when there), else redis://127.0.0.1:6379.\n"
     "Exit status: 0 done, 1 Redis unreachable (or no such --cluster), 2 usage error.\n";
 
 /* --- text --- */
@@ -920,7 +922,7 @@ static int run(const char *only, const struct daemon_args *args)
     if (status >= 0)
         return status;
     if (!cfg.redis.url.addr.len)
-        value_parse_redis_url("redis://127.0.0.1:6379", &cfg.redis.url, why, sizeof why);
+        redis_managed_default_url(cfg.up.run_dir, &cfg.redis.url);
     struct status st = {.now = time(NULL)};
     redis_sync_init(&st.redis, &cfg.redis.url, cfg.redis.connect_timeout_ms);
     if (redis_sync_connect(&st.redis) < 0) {

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include "cli/redis_managed.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/daemon.h"
@@ -50,7 +51,8 @@ static const char USAGE_EXTRA[] =
     "\n"
     "GROUP: letters, digits, '-' and '_', 1 to 32 characters (lb.target_groups[].name).\n"
     "HOST:PORT: 127.0.0.1:9001, [::1]:9001 or localhost:9001, stored as 127.0.0.1:9001.\n"
-    "Redis: --redis, else redis.url of the -c files, else redis://127.0.0.1:6379; the keys and\n"
+    "Redis: --redis, else redis.url of the -c files, else the one `gantry up` runs (its socket\n"
+    "up.run_dir/redis.sock, when there), else redis://127.0.0.1:6379; the keys and\n"
     "channels are those of docs/redis.md. Exit status: 0 done, 1 Redis unreachable or\n"
     "refusing (or nothing to deregister), 2 usage error.\n";
 
@@ -651,7 +653,7 @@ static int run(const char *sub, char **operands, int n_ops, const struct options
     if (status >= 0)
         return status;
     if (!cfg.redis.url.addr.len)
-        value_parse_redis_url("redis://127.0.0.1:6379", &cfg.redis.url, why, sizeof why);
+        redis_managed_default_url(cfg.up.run_dir, &cfg.redis.url);
     if (watch) {
         status = cmd_watch(&cfg, operands, (size_t)n_ops, resync_ms);
         config_free(&cfg);

@@ -312,6 +312,10 @@ lb:
         self.wait_two_tasks_serving("127.0.0.1:8080")
         with open(os.path.join(self.run_dir, "gantry-up.yaml")) as f:
             self.assertIn(binary("gantry-demo-app"), f.read())
+        # `gantry status` finds the Redis `gantry up` runs by itself (its socket in run/)
+        status = self.run_program("gantry", ["status"])
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertRegex(status.stdout, r"demo +default +ACTIVE +2/2/0 +demo:1")
         self.stop_and_check_nothing_left(up)
 
     # --- the command line ---
