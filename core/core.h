@@ -17,7 +17,7 @@
 
 #include "common/redis_sync.h"
 #include "config/config.h"
-#include "core/http_server.h"
+#include "common/http_server.h"
 #include "core/runner.h"
 #include "core/taskdef.h"
 

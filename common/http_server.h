@@ -3,8 +3,8 @@
  * wait their turn), answers built by a synchronous handler. Heads are parsed by common/http1.c;
  * malformed requests get their 4xx and the connection is closed. Bounded: connections, head and
  * body sizes, idle time. */
-#ifndef GANTRY_CORE_HTTP_SERVER_H
-#define GANTRY_CORE_HTTP_SERVER_H
+#ifndef GANTRY_COMMON_HTTP_SERVER_H
+#define GANTRY_COMMON_HTTP_SERVER_H
 
 #include <ev.h>
 #include <stddef.h>

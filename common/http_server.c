@@ -1,4 +1,4 @@
-#include "core/http_server.h"
+#include "common/http_server.h"
 
 #include <errno.h>
 #include <stdio.h>
