@@ -34,13 +34,13 @@ LIB_SRCS := $(wildcard common/*.c) $(wildcard config/*.c)
 LIB := $(O)/libgantry.a
 
 # name:source-directory for every binary; adding a daemon is one word here.
-PROGRAMS := gantry:cli gantry-demo-app:demo gantry-lb:lb gantry-core:core
+PROGRAMS := gantry:cli gantry-demo-app:demo gantry-lb:lb gantry-core:core gantry-metrics:metrics
 BINS := $(foreach p,$(PROGRAMS),$(BINDIR)/$(word 1,$(subst :, ,$(p))))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # Components whose code (all but main.c) unit tests may call: each becomes lib<dir>.a.
-UNIT_DIRS := lb core
+UNIT_DIRS := lb core metrics
 UNIT_LIBS := $(foreach d,$(UNIT_DIRS),$(O)/lib$(d).a)
 
 .PHONY: all deps test unit system asan run clean fmt fmt-check fuzz help
@@ -71,7 +71,8 @@ $(LIB): $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
 	$(AR) rcs $@ $^
 
 # Component libraries a program links besides its own directory (the CLI follows Redis like lb).
-EXTRA_LIBS_gantry := $(O)/liblb.a
+EXTRA_LIBS_gantry := $(O)/liblb.a $(O)/libmetrics.a
+EXTRA_LIBS_gantry-lb := $(O)/libmetrics.a
 
 define program_rule
 $(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(EXTRA_LIBS_$(1)) $(LIB)

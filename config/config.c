@@ -82,6 +82,8 @@ static const struct cfg_key root_keys[] = {
      .help = "gantry-lb, the L7 load balancer"},
     {"core", CFG_SECTION, offsetof(struct gantry_config, core), .section = &core_config_section,
      .help = "gantry-core, the ECS-compatible orchestration core"},
+    {"metrics", CFG_SECTION, offsetof(struct gantry_config, metrics),
+     .section = &metrics_config_section, .help = "the metric store and gantry-metrics"},
 };
 
 static const struct cfg_section root_section = {"", CFG_KEYS(root_keys),

@@ -15,6 +15,7 @@
 #include "common/net.h"
 #include "config/core_config.h"
 #include "config/lb_config.h"
+#include "config/metrics_config.h"
 #include "config/schema.h"
 #include "config/values.h"
 
@@ -52,6 +53,7 @@ struct gantry_config {
     struct config_demo demo;
     struct config_lb lb;
     struct config_core core;
+    struct config_metrics metrics;
 };
 
 const struct cfg_section *config_schema(void);
