@@ -5,6 +5,7 @@
 
 #include "cli/config_cmd.h"
 #include "cli/logs_cmd.h"
+#include "cli/metrics_cmd.h"
 #include "cli/status_cmd.h"
 #include "cli/targets_cmd.h"
 #include "cli/up.h"
@@ -26,6 +27,7 @@ static const struct command commands[] = {
     {"targets", targets_cmd_main, "register, deregister, list or watch target-group members"},
     {"status", status_cmd_main, "clusters, services, tasks and their targets' health, from Redis"},
     {"logs", logs_cmd_main, "print a task's container logs (gantry logs TASK)"},
+    {"metrics", metrics_cmd_main, "put, get or list metrics (windowed statistics, from Redis)"},
     {"version", version_main, "print the version"},
     {"help", help_main, "show this help"},
 };
@@ -70,8 +72,8 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr,
-            "gantry: unknown command '%s' (expected up, config, targets, status, logs, version "
-            "or help; see gantry --help)\n",
+            "gantry: unknown command '%s' (expected up, config, targets, status, logs, metrics, "
+            "version or help; see gantry --help)\n",
             argv[1]);
     return 2;
 }

@@ -1,22 +1,28 @@
 #include "metrics/hist.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Where sub-buckets 1..7 of an octave start, on a 16-bit mantissa (1.0 = 2^15): 2^15 * 2^(k/8)
+ * rounded up, so that a bucket spans a ratio of 2^(1/8) however large its values. */
+static const uint32_t SUB_START[METRIC_HIST_SUB - 1] = {35734, 38968, 42495, 46341,
+                                                        50536, 55109, 60097};
+
 int metric_hist_bucket(int64_t us)
 {
     if (us < 1)
         return 0;
-    /* bucket 1 + floor(log2(us) * SUB): exact octave from the bit length, the sub-bucket from
-     * the next bits, so no floating point on the proxy's path */
+    /* bucket 1 + floor(log2(us) * SUB): the octave from the bit length, the sub-bucket from the
+     * next 15 bits against a table, so no floating point on the proxy's path */
     int octave = 63 - __builtin_clzll((unsigned long long)us);
-    int sub;
-    if (octave >= 3)
-        sub = (int)((us >> (octave - 3)) & (METRIC_HIST_SUB - 1));
-    else
-        sub = (int)((us << (3 - octave)) & (METRIC_HIST_SUB - 1));
+    uint32_t m = octave >= 15 ? (uint32_t)(us >> (octave - 15)) : (uint32_t)(us << (15 - octave));
+    int sub = 0;
+    while (sub < METRIC_HIST_SUB - 1 && m >= SUB_START[sub])
+        sub++;
     int b = 1 + octave * METRIC_HIST_SUB + sub;
     return b < METRIC_HIST_BUCKETS ? b : METRIC_HIST_BUCKETS - 1;
 }
@@ -25,10 +31,8 @@ double metric_hist_value(int bucket)
 {
     if (bucket <= 0)
         return 0.5;
-    int octave = (bucket - 1) / METRIC_HIST_SUB, sub = (bucket - 1) % METRIC_HIST_SUB;
-    double lo = ldexp(1.0 + (double)sub / METRIC_HIST_SUB, octave);
-    double hi = ldexp(1.0 + (double)(sub + 1) / METRIC_HIST_SUB, octave);
-    return sqrt(lo * hi);
+    /* the geometric middle of [2^((b-1)/SUB), 2^(b/SUB)) */
+    return exp2(((double)(bucket - 1) + 0.5) / METRIC_HIST_SUB);
 }
 
 void metric_hist_add(struct metric_hist *h, int64_t us, uint64_t n)
@@ -89,8 +93,11 @@ int metric_hist_parse_add(struct metric_hist *h, const char *text)
         if (end == p || *end != ':' || b < 0 || b >= METRIC_HIST_BUCKETS)
             return -1;
         p = end + 1;
+        if (!isdigit((unsigned char)*p))
+            return -1; /* strtoull would skip a blank and negate a '-' */
+        errno = 0;
         unsigned long long c = strtoull(p, &end, 10);
-        if (end == p || (*end && *end != ' ') || *p == '-')
+        if ((*end && *end != ' ') || errno == ERANGE)
             return -1;
         add.count[b] += c;
         add.total += c;

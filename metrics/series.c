@@ -33,15 +33,18 @@ int metric_series_id(const struct metric_series *s, char *out, size_t size, char
         snprintf(why, why_size, "at most %d dimensions", METRIC_MAX_DIMS);
         return -1;
     }
+    for (int i = 0; i < s->n_dims; i++) { /* before sorting: qsort compares the names */
+        if ((problem = part_problem(s->dims[i].name)) ||
+            (problem = part_problem(s->dims[i].value))) {
+            snprintf(why, why_size, "dimension %d %s", i + 1, problem);
+            return -1;
+        }
+    }
     struct metric_dim dims[METRIC_MAX_DIMS];
     memcpy(dims, s->dims, sizeof dims[0] * (size_t)s->n_dims);
     qsort(dims, (size_t)s->n_dims, sizeof dims[0], compare_dims);
     size_t used = (size_t)snprintf(out, size, "%s|%s|", s->ns, s->name);
     for (int i = 0; i < s->n_dims && used < size; i++) {
-        if ((problem = part_problem(dims[i].name)) || (problem = part_problem(dims[i].value))) {
-            snprintf(why, why_size, "dimension %d %s", i + 1, problem);
-            return -1;
-        }
         if (i > 0 && strcmp(dims[i].name, dims[i - 1].name) == 0) {
             snprintf(why, why_size, "dimension '%s' given twice", dims[i].name);
             return -1;

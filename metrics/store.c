@@ -1,5 +1,6 @@
 #include "metrics/store.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,10 @@ static const char write_script[] =
     "  end\n"
     "  if not seen[id] or seen[id] < ts then seen[id] = ts end\n"
     "end\n"
-    "for id, ts in pairs(seen) do redis.call('HSET', 'gantry:m:series', id, ts) end\n"
+    "for id, ts in pairs(seen) do\n"
+    "  local last = tonumber(redis.call('HGET', 'gantry:m:series', id))\n"
+    "  if not last or last < ts then redis.call('HSET', 'gantry:m:series', id, ts) end\n"
+    "end\n"
     "return #ARGV\n";
 
 /* --- writing --- */
@@ -234,6 +238,9 @@ int metric_stat_parse(const char *text, struct metric_stat *out)
     }
     if (text[0] != 'p' || !text[1])
         return -1;
+    for (const char *c = text + 1; *c; c++) /* digits and a point: not "p 50", "p+5", "p1e1" */
+        if (!isdigit((unsigned char)*c) && *c != '.')
+            return -1;
     char *end;
     double p = strtod(text + 1, &end);
     if (*end || !(p > 0 && p <= 100))
@@ -304,9 +311,14 @@ static int read_hashes(struct redis_sync *r, const char *prefix, const char *id,
     if (redis_sync_connect(r) < 0)
         return -1;
     size_t n = 0;
-    for (int64_t t = from; t < to; t += step, n++)
-        if (redisAppendCommand(r->c, "HGETALL %s%s:%lld", prefix, id, (long long)t) != REDIS_OK)
+    for (int64_t t = from; t < to; t += step, n++) {
+        if (redisAppendCommand(r->c, "HGETALL %s%s:%lld", prefix, id, (long long)t) != REDIS_OK) {
+            snprintf(r->error, sizeof r->error, "cannot send to Redis at %s: out of memory",
+                     r->url_text);
+            redis_sync_close(r);
             return -1;
+        }
+    }
     int64_t t = from;
     for (size_t i = 0; i < n; i++, t += step) {
         void *out = NULL;
@@ -333,6 +345,8 @@ int metric_read_window(struct redis_sync *r, const char *series_id, int64_t star
     split -= ((split % 60) + 60) % 60;
     if (split < start)
         split = start;
+    if (split > end)
+        split = end; /* a window that ends before the retention's split: rollups up to end only */
     if (split > start) {
         int64_t first_hour = start - ((start % 3600) + 3600) % 3600;
         if (read_hashes(r, "gantry:m:r:", series_id, first_hour, split, 3600, 60, start, split,
@@ -348,7 +362,9 @@ bool metric_window_value(const struct metric_window *w, struct metric_stat stat,
     if (stat.kind == METRIC_PERCENTILE) {
         if (!w->has_hist || w->hist.total == 0)
             return false;
-        *out = metric_hist_quantile(&w->hist, stat.q);
+        /* histograms count microseconds; percentiles come back in seconds, the unit of the
+         * latency values written beside them (TargetResponseTime, as ALB) */
+        *out = metric_hist_quantile(&w->hist, stat.q) / 1e6;
         return true;
     }
     if (w->datapoints == 0)

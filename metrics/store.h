@@ -88,7 +88,8 @@ struct metric_window {
 int metric_read_window(struct redis_sync *r, const char *series_id, int64_t start, int64_t end,
                        const struct metric_retention *retention, struct metric_window *out);
 /* The statistic over the window; false when the window has no datapoint (missing data, which
- * is never read as zero). Percentiles of a series without histograms are missing too. */
+ * is never read as zero). Percentiles of a series without histograms are missing too; they are
+ * in seconds (histograms are written in microseconds, latency values in seconds). */
 bool metric_window_value(const struct metric_window *w, struct metric_stat stat, double *out);
 
 /* The series ids written to (gantry:m:series), for listings: a NULL-terminated array of strings
