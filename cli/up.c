@@ -77,6 +77,7 @@ static const struct program programs[] = {
     {"core", "gantry-core", always, build_daemon},
     {"lb", "gantry-lb", lb_configured, build_daemon, "http"},
     {"demo", "gantry-demo-app", demo_enabled, build_demo, "http"},
+    {"metrics", "gantry-metrics", always, build_daemon, "http"},
 };
 #define N_PROGRAMS (sizeof programs / sizeof programs[0])
 _Static_assert(N_PROGRAMS <= UP_MAX_PROGRAMS, "raise UP_MAX_PROGRAMS");

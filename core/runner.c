@@ -225,7 +225,7 @@ static int own_cgroup(const char *controller, char *out, size_t size)
         if (!path)
             continue;
         *path++ = '\0';
-        list++;
+        *list++ = '\0'; /* line is now the hierarchy id: "0" for the v2 entry "0::/path" */
         bool match =
             controller ? has_token(list, ",", controller) : strcmp(line, "0") == 0 && *list == '\0';
         if (match && (size_t)snprintf(out, size, "%s", path) < size)

@@ -55,7 +55,7 @@ class GantryUpTest(GantryTestCase):
         resolved against the working directory, self.tmp)."""
         text = (f"up:\n  run_dir: run\n  ready_timeout: {ready_timeout}\n  stop_timeout: 3s\n"
                 "  restart_backoff_min: 50ms\n  restart_backoff_max: 200ms\n" + up_extra +
-                "core:\n  listen: 127.0.0.1:0\n" +
+                "core:\n  listen: 127.0.0.1:0\n" + "metrics:\n  admin: 127.0.0.1:0\n" +
                 (f"demo:\n  enabled: true\n  listen: {self.demo_addr}\n  body_size: 100\n"
                  if demo else "demo:\n  enabled: false\n") + extra)
         return self.write_file(name, text)
@@ -77,12 +77,12 @@ class GantryUpTest(GantryTestCase):
     def test_up_runs_its_own_redis_and_stops_on_sigint(self):
         up, addrs = self.start_up(self.write_config())
         self.assertEqual(addrs[0], "unix:" + self.socket_path)
-        self.assertEqual(len(addrs), 2, addrs)  # and gantry-core's API
+        self.assertEqual(len(addrs), 3, addrs)  # and gantry-core's API, gantry-metrics' admin
         self.assertEqual(unix_command(self.socket_path, "PING"), "PONG")
         self.assertEqual(stat.S_IMODE(os.stat(self.socket_path).st_mode), 0o700)
         self.assertTrue(os.path.isdir(os.path.join(self.run_dir, "redis")))
         self.assertTrue(pids_of(self.run_dir), "the managed redis names its socket in ps")
-        wait_until(lambda: "redis | " in up.log(), message="redis output, prefixed")
+        wait_until(lambda: "redis   | " in up.log(), message="redis output, prefixed")
         self.assertIn("gantry: up — redis unix:" + self.socket_path, up.log())
         up.signal(signal.SIGINT)
         self.assertEqual(up.wait(), 0, up.log())
@@ -154,7 +154,7 @@ class GantryUpTest(GantryTestCase):
                 ("--redis", self.write_config(name="plain.yaml"), ["--redis", redis.url])]:
             with self.subTest(how=how):
                 up, addrs = self.start_up(config, args)
-                self.assertEqual(len(addrs), 1, addrs)  # gantry-core's API only
+                self.assertEqual(len(addrs), 2, addrs)  # gantry-core's API, gantry-metrics' admin
                 self.assertTrue(addrs[0].startswith("http://127.0.0.1:"), addrs)
                 self.assertIn(f"redis {redis.url}/0 (external)", up.log())
                 self.assertFalse(os.path.exists(self.run_dir))
@@ -174,10 +174,10 @@ class GantryUpTest(GantryTestCase):
         config = self.fake_redis("echo 'fake redis: cannot open its data'\nexit 3\n")
         proc = self.run_program("gantry", ["up", "-c", config])
         self.assertEqual(proc.returncode, 1, proc.stderr)
-        self.assertIn("redis | fake redis: cannot open its data", proc.stdout)
+        self.assertIn("redis   | fake redis: cannot open its data", proc.stdout)
         self.assertIn("gantry: redis exited with status 3 before it was ready", proc.stderr)
         # stdout and stderr are different pipes here: the last lines are repeated on stderr.
-        self.assertIn("  redis | fake redis: cannot open its data", proc.stderr)
+        self.assertIn("  redis   | fake redis: cannot open its data", proc.stderr)
 
     def test_program_not_ready_in_time_is_stopped_with_its_process_group(self):
         # The server runs as a grandchild: only a stop of the whole process group reaches it.
@@ -192,8 +192,8 @@ class GantryUpTest(GantryTestCase):
         config = self.fake_redis("python3 -c 'print(\"x\" * 10000)'\nexit 1\n")
         proc = self.run_program("gantry", ["up", "-c", config])
         self.assertEqual(proc.returncode, 1, proc.stderr)
-        pieces = [line for line in proc.stdout.splitlines() if line.startswith("redis | x")]
-        self.assertEqual([len(p) - len("redis | ") for p in pieces], [4096, 4096, 1808])
+        pieces = [line for line in proc.stdout.splitlines() if line.startswith("redis   | x")]
+        self.assertEqual([len(p) - len("redis   | ") for p in pieces], [4096, 4096, 1808])
 
     # --- the demo workload ---
 
@@ -205,7 +205,7 @@ class GantryUpTest(GantryTestCase):
         status, _, body = http_request(addrs[2])
         self.assertEqual((status, len(body)), (200, 100))
         self.assertEqual(unix_command(self.socket_path, "PING"), "PONG")
-        self.assertIn(f"demo http://{self.demo_addr}/; Ctrl-C to stop", up.log())
+        self.assertIn(f"demo http://{self.demo_addr}/, metrics http://127.0.0.1:", up.log())
         up.signal(signal.SIGINT)
         self.assertEqual(up.wait(), 0, up.log())
         self.assert_nothing_left()
@@ -222,7 +222,7 @@ class GantryUpTest(GantryTestCase):
         wait_until(lambda: pids_of(pattern) not in ([], [pid]), message="a new demo app")
         wait_until(lambda: "demo is ready" in up.log().split("restarted demo")[-1],
                    message="the new demo ready")
-        self.assertEqual(http_request(addrs[-1])[0], 200)
+        self.assertEqual(http_request(addrs[2])[0], 200)
         self.assertIn(f"demo (pid {pid}) was killed by signal 9", up.log())
         up.signal(signal.SIGINT)
         self.assertEqual(up.wait(), 0, up.log())
@@ -236,7 +236,7 @@ class GantryUpTest(GantryTestCase):
             busy.listen()
             proc = self.run_program("gantry", ["up", "-c", self.write_config(demo=True)])
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
-        demo_lines = [line for line in proc.stdout.splitlines() if line.startswith("demo  | ")]
+        demo_lines = [line for line in proc.stdout.splitlines() if line.startswith("demo    | ")]
         self.assertTrue(any(self.demo_addr in line for line in demo_lines), proc.stdout)
         self.assertIn("gantry: demo exited with status", proc.stderr)
         self.assert_nothing_left()
@@ -289,6 +289,8 @@ core:
           command: ["{binary("gantry-demo-app")}"]
           memoryReservation: 32
           portMappings: [{{containerPort: 8080}}]
+metrics:
+  admin: 127.0.0.1:0
 lb:
   admin: 127.0.0.1:0
   listeners:

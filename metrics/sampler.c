@@ -1,0 +1,187 @@
+#include "metrics/sampler.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+void sampler_init(struct sampler *s)
+{
+    memset(s, 0, sizeof *s);
+    s->clk_tck = sysconf(_SC_CLK_TCK);
+    sampler_load_mounts(s);
+}
+
+void sampler_free(struct sampler *s)
+{
+    procfs_groups_free(&s->groups);
+    free(s->marks);
+    free(s->next);
+    memset(s, 0, sizeof *s);
+}
+
+void sampler_load_mounts(struct sampler *s)
+{
+    if (cg_mounts_load(&s->mounts) < 0)
+        log_warn("cannot read /proc/self/mountinfo: tasks are measured through their processes");
+}
+
+/* One task's counters as read now. */
+struct reading {
+    enum usage_source source;
+    uint64_t cpu_ns;
+    bool has_memory;
+    uint64_t memory_bytes;
+};
+
+static int read_cgroup(struct sampler *s, const struct task_cg *cg, struct reading *out)
+{
+    uint64_t ticks = 0, rss = 0;
+    bool have_procs = false;
+    if (cg_cpu_usage_ns(cg, &out->cpu_ns) == 0) {
+        out->source = USAGE_CGROUP_COUNTER;
+    } else if (cg_procs_sum(cg, &ticks, &rss) == 0) {
+        have_procs = true;
+        out->cpu_ns = procfs_ticks_to_ns(ticks, s->clk_tck);
+        out->source = USAGE_CGROUP_PROCS;
+    } else {
+        return -1; /* the cgroup is gone: the task has just stopped */
+    }
+    out->has_memory = cg_memory_bytes(cg, &out->memory_bytes) == 0;
+    if (!out->has_memory && (have_procs || cg_procs_sum(cg, &ticks, &rss) == 0)) {
+        out->memory_bytes = rss; /* v1 without the memory hierarchy */
+        out->has_memory = true;
+    }
+    return 0;
+}
+
+/* One container without a cgroup: the processes of the group it was started to lead. While the
+ * container process lives (verified) its pid cannot name another group; once it has exited it
+ * could, so what is left of its group is not counted. A container that moved itself to another
+ * group still counts, alone. */
+static bool read_group(struct sampler *s, const struct ecs_process *p, uint64_t *ticks,
+                       uint64_t *rss)
+{
+    struct proc_stat st;
+    uint64_t c = 0, r = 0;
+    if (!procfs_is_container(p->pid, p->start_ticks, &st))
+        return false;
+    bool found = procfs_groups_sum(&s->groups, p->pid, &c, &r);
+    if (st.pgrp != p->pid) {
+        c += st.cpu_ticks;
+        r += st.rss_bytes;
+        found = true;
+    }
+    *ticks += c;
+    *rss += r;
+    return found;
+}
+
+/* Without a cgroup: the process groups of the containers still running. */
+static int read_groups(struct sampler *s, const struct ecs_task *t, struct reading *out)
+{
+    if (procfs_groups_build(&s->groups) < 0)
+        return -1;
+    uint64_t ticks = 0, rss = 0;
+    int found = 0;
+    for (int i = 0; i < t->n_procs; i++)
+        found += read_group(s, &t->procs[i], &ticks, &rss);
+    if (!found)
+        return -1;
+    *out = (struct reading){USAGE_PROCESS_GROUPS, procfs_ticks_to_ns(ticks, s->clk_tck), true, rss};
+    return 0;
+}
+
+static int read_task(struct sampler *s, const struct ecs_task *t, struct reading *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < t->n_procs; i++) {
+        /* The first container still running (verified) tells where the task's cgroup is. */
+        if (!procfs_is_container(t->procs[i].pid, t->procs[i].start_ticks, NULL))
+            continue;
+        struct task_cg cg;
+        if (cg_find_task(&s->mounts, t->procs[i].pid, t->id, &cg) == 0)
+            return read_cgroup(s, &cg, out);
+        return read_groups(s, t, out);
+    }
+    return -1;
+}
+
+static int mark_cmp(const void *a, const void *b)
+{
+    const struct sampler_mark *x = a, *y = b;
+    int c = strcmp(x->cluster, y->cluster);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+static const struct sampler_mark *find_mark(const struct sampler *s, const struct ecs_task *t)
+{
+    struct sampler_mark key;
+    memcpy(key.cluster, t->cluster, sizeof key.cluster);
+    memcpy(key.id, t->id, sizeof key.id);
+    return s->n_marks ? bsearch(&key, s->marks, s->n_marks, sizeof *s->marks, mark_cmp) : NULL;
+}
+
+static int reserve_marks(struct sampler *s, size_t n)
+{
+    if (n <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    struct sampler_mark *a = realloc(s->marks, cap * sizeof *a);
+    if (a)
+        s->marks = a;
+    struct sampler_mark *b = a ? realloc(s->next, cap * sizeof *b) : NULL;
+    if (!b)
+        return -1;
+    s->next = b;
+    s->cap = cap;
+    return 0;
+}
+
+/* The usage of one task from its reading and the previous pass's mark. */
+static void usage_of(const struct sampler_mark *prev, const struct sampler_mark *now,
+                     const struct reading *r, struct task_usage *u)
+{
+    *u = (struct task_usage){.sampled = true,
+                             .source = r->source,
+                             .has_memory = r->has_memory,
+                             .memory_bytes = r->memory_bytes};
+    if (!prev || prev->source != now->source || now->cpu_ns < prev->cpu_ns ||
+        now->at_ns <= prev->at_ns)
+        return;
+    u->has_cpu = true;
+    u->cpu_cores = (double)(now->cpu_ns - prev->cpu_ns) / (double)(now->at_ns - prev->at_ns);
+}
+
+int sampler_run(struct sampler *s, const struct task_list *tasks, struct task_usage *usage)
+{
+    if (reserve_marks(s, tasks->n) < 0)
+        return -1;
+    procfs_groups_reset(&s->groups);
+    s->n_next = 0;
+    for (size_t i = 0; i < tasks->n; i++) {
+        const struct ecs_task *t = &tasks->items[i];
+        struct reading r;
+        usage[i] = (struct task_usage){0};
+        if (read_task(s, t, &r) < 0)
+            continue;
+        struct sampler_mark *m = &s->next[s->n_next++];
+        memcpy(m->cluster, t->cluster, sizeof m->cluster);
+        memcpy(m->id, t->id, sizeof m->id);
+        m->cpu_ns = r.cpu_ns;
+        m->at_ns = clock_mono_ns();
+        m->source = r.source;
+        usage_of(find_mark(s, t), m, &r, &usage[i]);
+    }
+    if (s->n_next > 1) /* qsort wants an array, even of nothing */
+        qsort(s->next, s->n_next, sizeof *s->next, mark_cmp);
+    struct sampler_mark *old = s->marks;
+    s->marks = s->next;
+    s->n_marks = s->n_next;
+    s->next = old;
+    return 0;
+}
