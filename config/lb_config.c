@@ -520,6 +520,11 @@ static const struct cfg_section access_log_section = {"access_log", CFG_KEYS(acc
                                                       sizeof(struct lb_access_log_cfg)};
 
 static const struct cfg_key lb_keys[] = {
+    {"name", CFG_STRING, offsetof(struct config_lb, name), "gantry-lb", .max = 32,
+     .help = "the load balancer's name: the LoadBalancer dimension of its metrics"},
+    {"metrics", CFG_BOOL, offsetof(struct config_lb, metrics), "true",
+     .help = "write request metrics to the metric store every second (needs redis.url or "
+             "--redis)"},
     {"workers", CFG_INT, offsetof(struct config_lb, workers), "0", 0, 64,
      .help = "worker threads, each with its own event loop and listening sockets; 0: one per "
              "core"},
@@ -566,7 +571,21 @@ static const struct cfg_key lb_keys[] = {
      .help = "the target groups"},
 };
 
-const struct cfg_section lb_config_section = {"lb", CFG_KEYS(lb_keys), sizeof(struct config_lb)};
+/* lb.name goes into metric series ids, which reserve '|', ',' and '=': ALB's own name rules
+ * (and the listeners' and groups') keep it to characters that mean nothing there. */
+static void check_lb(struct cfg_ctx *ctx, void *obj, const struct ynode *map, const char *path)
+{
+    (void)path;
+    const struct config_lb *lb = obj;
+    if (!valid_name(lb->name))
+        cfg_error_at_key(ctx, map, "name",
+                         "invalid name '%s' for 'lb.name' (expected 1 to 32 letters, digits, '-' "
+                         "and '_')",
+                         lb->name ? lb->name : "");
+}
+
+const struct cfg_section lb_config_section = {"lb", CFG_KEYS(lb_keys), sizeof(struct config_lb),
+                                              check_lb};
 
 struct lb_target_group_cfg *lb_config_find_group(const struct config_lb *lb, const char *name)
 {

@@ -118,6 +118,8 @@ struct lb_access_log_cfg {
 };
 
 struct config_lb {
+    const char *name; /* the LoadBalancer dimension of its metrics */
+    bool metrics;     /* write them to the metric store (when Redis is configured) */
     int64_t workers;
     struct net_addr admin;
     int64_t max_connections;

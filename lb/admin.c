@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "lb/lb.h"
+#include "lb/metrics_writer.h"
 
 enum { ADMIN_HEAD_MAX = 8192, ADMIN_TIMEOUT_S = 5 };
 
@@ -95,6 +96,8 @@ static void render_metrics(struct lb_ctx *ctx, struct buf *out)
                "# HELP gantry_lb_workers Worker threads.\n# TYPE gantry_lb_workers gauge\n"
                "gantry_lb_workers %zu\n",
                ctx->n_workers);
+    if (ctx->metrics)
+        lb_metrics_writer_render(ctx->metrics, out);
 }
 
 static void respond(struct admin_conn *a, int status, const char *type, struct buf *body, bool head)

@@ -134,6 +134,8 @@ void lb_client_respond(struct lb_client *c, int status, const char *content_type
     if (close)
         c->keep_alive = false;
     c->status = status;
+    if (status >= 400) /* ALB's HTTPCode_ELB_4XX/5XX: what the balancer answered itself */
+        lb_count(c->stats, w->id, status < 500 ? LB_C_ELB_4XX : LB_C_ELB_5XX, 1);
     struct buf *out = &c->ep.out;
     lb_sbuf_prepare(w, out);
     buf_printf(out,
@@ -337,10 +339,13 @@ static bool is_websocket_upgrade(const struct http1_msg *m)
 static void handle_request(struct lb_client *c, struct http1_msg *m)
 {
     struct lb_worker *w = c->w;
+    /* A keep-alive connection may have slept through a reload: its request uses the rules in
+     * force now. When its listener is gone, the old rules serve this last request. */
+    bool listener_kept = follow_generation(c);
     c->started_ns = clock_mono_ns();
     c->method = m->method_id;
     c->http10 = m->minor == 0;
-    c->keep_alive = m->keep_alive && !w->stopping;
+    c->keep_alive = m->keep_alive && !w->stopping && listener_kept;
     c->expect_continue = m->expect_continue;
     c->upgrade = is_websocket_upgrade(m);
     c->bytes_out = 0;

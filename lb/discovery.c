@@ -761,20 +761,22 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     connection_lost(ac, status == REDIS_OK ? "connection closed" : ac->errstr);
 }
 
-static redisAsyncContext *open_connection(struct lb_discovery *d, char *err, size_t errlen)
+redisAsyncContext *lb_redis_async_open(struct ev_loop *loop, const struct redis_url *url,
+                                       void *data, lb_redis_status_fn *connected,
+                                       lb_redis_status_fn *disconnected, char *err, size_t errlen)
 {
     redisAsyncContext *ac;
-    int family = net_addr_family(&d->url.addr);
+    int family = net_addr_family(&url->addr);
     if (family == AF_UNIX) {
-        ac = redisAsyncConnectUnix(((const struct sockaddr_un *)&d->url.addr.ss)->sun_path);
+        ac = redisAsyncConnectUnix(((const struct sockaddr_un *)&url->addr.ss)->sun_path);
     } else {
         char host[INET6_ADDRSTRLEN];
         const void *a =
             family == AF_INET
-                ? (const void *)&((const struct sockaddr_in *)&d->url.addr.ss)->sin_addr
-                : (const void *)&((const struct sockaddr_in6 *)&d->url.addr.ss)->sin6_addr;
+                ? (const void *)&((const struct sockaddr_in *)&url->addr.ss)->sin_addr
+                : (const void *)&((const struct sockaddr_in6 *)&url->addr.ss)->sin6_addr;
         inet_ntop(family, a, host, sizeof host);
-        ac = redisAsyncConnect(host, net_addr_port(&d->url.addr));
+        ac = redisAsyncConnect(host, net_addr_port(&url->addr));
     }
     if (!ac) {
         snprintf(err, errlen, "out of memory");
@@ -787,17 +789,22 @@ static redisAsyncContext *open_connection(struct lb_discovery *d, char *err, siz
     }
     if (family != AF_UNIX)
         redisEnableKeepAlive(&ac->c); /* notices a peer that vanished without a word */
-    ac->data = d;
-    if (redisLibevAttach(d->loop, ac) != REDIS_OK) {
+    ac->data = data;
+    if (redisLibevAttach(loop, ac) != REDIS_OK) {
         snprintf(err, errlen, "cannot attach to the event loop");
         ac->data = NULL;
         redisAsyncFree(ac);
         return NULL;
     }
     /* After attaching: hiredis 0.14 starts the write watcher here to see the connect finish. */
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    redisAsyncSetConnectCallback(ac, connected);
+    redisAsyncSetDisconnectCallback(ac, disconnected);
     return ac;
+}
+
+static redisAsyncContext *open_connection(struct lb_discovery *d, char *err, size_t errlen)
+{
+    return lb_redis_async_open(d->loop, &d->url, d, on_connect, on_disconnect, err, errlen);
 }
 
 static void session_start(struct lb_discovery *d)

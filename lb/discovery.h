@@ -119,4 +119,15 @@ int lb_member_compare(const struct lb_member *a, const struct lb_member *b);
 const char *lb_escape_text(const char *s, size_t len, size_t max, char *out, size_t size);
 const char *lb_redis_url_text(const struct redis_url *url, char *out, size_t size);
 
+/* --- shared with lb/metrics_writer --- */
+
+struct redisAsyncContext;
+typedef void(lb_redis_status_fn)(const struct redisAsyncContext *ac, int status);
+/* A hiredis async connection to url (TCP with keep-alive, or a unix socket), attached to loop,
+ * with `data` in ac->data and both callbacks set; connecting has begun. NULL with why in err. */
+struct redisAsyncContext *lb_redis_async_open(struct ev_loop *loop, const struct redis_url *url,
+                                              void *data, lb_redis_status_fn *connected,
+                                              lb_redis_status_fn *disconnected, char *err,
+                                              size_t errlen);
+
 #endif

@@ -132,7 +132,7 @@ static void detach_health(struct lb_gen *gen)
 }
 
 /* Every target shares the state of its (group, address) with the generations before it, so that
- * a reload keeps what the checks learned. */
+ * a reload keeps what the checks learned, and its counters with it. */
 static int attach_health(struct lb_gen *gen, const struct config_lb *lb)
 {
     for (uint32_t g = 0; g < gen->routes->n_groups; g++) {
@@ -140,9 +140,13 @@ static int attach_health(struct lb_gen *gen, const struct config_lb *lb)
         const struct lb_target_group_cfg *cfg = lb_config_find_group(lb, group->name);
         for (uint32_t t = 0; t < group->n_targets; t++) {
             struct lb_target *target = &group->targets[t];
-            target->health = lb_health_get(&gen->ctx->health, cfg, &target->address, true);
-            if (!target->health)
+            struct lb_tstate *h = lb_health_get(&gen->ctx->health, cfg, &target->address, true);
+            if (!(target->health = h))
                 return -1;
+            if (!h->stats &&
+                !(h->stats = lb_stats_target_block(&gen->ctx->stats, h->group, h->addr_text)))
+                return -1;
+            target->stats = h->stats;
         }
     }
     return 0;

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/http1.h"
 #include "common/log.h"
+#include "lb/stats.h"
 
 enum { CHECK_HEAD_MAX = 16 * 1024 };
 
@@ -286,6 +287,7 @@ static void tstate_free(struct lb_health *h, struct lb_tstate *t)
         link = &(*link)->next;
     if (*link)
         *link = t->next;
+    lb_stats_retire(t->stats); /* the metrics writer writes its last counts, then frees it */
     free(t);
 }
 

@@ -45,6 +45,7 @@ extern const char *const lb_target_state_names[];
 extern const char *const lb_target_reason_names[];
 
 struct lb_health;
+struct lb_stat_block;
 
 struct lb_tstate {
     struct lb_tstate *next;
@@ -64,6 +65,7 @@ struct lb_tstate {
     atomic_bool checked;           /* health checks on: passive marks apply */
     atomic_bool passive_down;      /* set by a worker that could not connect */
     _Atomic int passive_from;      /* the state it was in then, for the log */
+    struct lb_stat_block *stats;   /* its counters (lb/stats.h); retired with it */
     /* main thread only */
     int refs; /* generations whose routes hold it */
     bool registered;

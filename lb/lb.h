@@ -76,6 +76,7 @@ struct lb_worker;
 struct lb_access_log;
 
 struct lb_discovery;
+struct lb_metrics_writer;
 
 struct lb_ctx {
     struct ev_loop *loop; /* the main thread's */
@@ -104,6 +105,7 @@ struct lb_ctx {
     atomic_int workers_running;
     unsigned announce_gen; /* a reloaded generation to report once every worker applies it */
     struct lb_access_log *access_log;
+    struct lb_metrics_writer *metrics; /* the metric store's writer (main thread) */
     /* admin */
     int admin_fd;
     ev_io admin_io;

@@ -12,6 +12,7 @@
 #include "lb/engine.h"
 #include "lb/lb.h"
 #include "lb/membership.h"
+#include "lb/metrics_writer.h"
 
 enum { MAX_QUICK_TARGETS = 64 };
 
@@ -198,6 +199,7 @@ static void reload(void *arg)
     if (lb_membership_follow(ctx) < 0)
         log_error("cannot follow the target groups in Redis: out of memory");
     publish_gen(ctx, gen);
+    lb_metrics_writer_configure(ctx->metrics, &ctx->cfg);
 }
 
 static void stop(void *arg)
@@ -304,6 +306,11 @@ static int run(struct lb_ctx *ctx, struct gantry_config *cfg)
         return 1;
     }
     atomic_store(&ctx->current, gen);
+    if (!(ctx->metrics = lb_metrics_writer_new(ctx))) {
+        log_error("out of memory");
+        return 1;
+    }
+    lb_metrics_writer_configure(ctx->metrics, &ctx->cfg);
     if (lb_admin_start(ctx, &ctx->cfg.lb.admin, err, sizeof err) < 0) {
         log_error("admin listener: %s", err);
         return 1;
@@ -332,6 +339,7 @@ static void cleanup(struct lb_ctx *ctx)
         ev_async_stop(ctx->loop, &ctx->worker_news);
     }
     lb_membership_stop(ctx);
+    lb_metrics_writer_free(ctx->metrics);
     lb_access_log_close(ctx->access_log, ctx->loop);
     lb_gen_release(atomic_load(&ctx->current));
     if (ctx->loop) {

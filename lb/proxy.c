@@ -30,6 +30,14 @@ static struct lb_stat_block *group_stats(const struct lb_client *c)
     return c->wg->gen->group_stats[c->group->index];
 }
 
+/* Counted for the group and for the target that failed. */
+static void count_connection_error(const struct lb_client *c)
+{
+    lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+    if (c->target)
+        lb_count(c->target->stats, c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+}
+
 static void arm_upstream_timer(struct lb_upstream *u, int64_t ms)
 {
     ev_timer_stop(u->w->loop, &u->timer);
@@ -481,10 +489,10 @@ static void exchange_failed_on(struct lb_client *c, const struct lb_upstream *u,
 {
     enum retry retry = retry_for(c, u, kind);
     if (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT) {
-        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+        count_connection_error(c);
         lb_tstate_mark_down(c->target->health); /* no waiting for the next check */
     } else if (retry == NO_RETRY && kind != FAIL_INTERNAL) {
-        lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+        count_connection_error(c);
     }
     if (retry == RETRY_OTHER_TARGET) {
         if (c->n_tried < LB_MAX_TRIED)
@@ -662,6 +670,9 @@ void lb_proxy_start(struct lb_client *c, struct lb_target_group *group)
         return;
     }
     target_begin(c, c->target);
+    /* A request counts for the first target it goes to, once, as it does for the group: one
+     * sent again elsewhere is still one request. */
+    lb_count(c->target->stats, c->w->id, LB_C_REQUESTS, 1);
     /* Known before the first connection, so that a connection refused at once is retried like
      * one refused later. */
     c->replayable = whole_in_buffer(c, m);
@@ -812,16 +823,22 @@ static void response_complete(struct lb_upstream *u)
     lb_client_request_done(c);
 }
 
+/* The group's counters and the target's: a few relaxed adds to the worker's own slots. */
 static void count_response(struct lb_client *c, const struct lb_upstream *u, int status)
 {
-    struct lb_stat_block *g = group_stats(c);
-    lb_count_latency(g, c->w->id, (clock_mono_ns() - u->sent_ns) / 1000);
+    struct lb_stat_block *g = group_stats(c), *t = c->target->stats;
+    int64_t us = (clock_mono_ns() - u->sent_ns) / 1000;
+    int bucket = metric_hist_bucket(us);
+    lb_count_latency(g, c->w->id, us, bucket);
+    lb_count_latency(t, c->w->id, us, bucket);
     enum lb_counter k = status < 300   ? LB_C_TARGET_2XX
                         : status < 400 ? LB_C_TARGET_3XX
                         : status < 500 ? LB_C_TARGET_4XX
                                        : LB_C_TARGET_5XX;
-    if (status >= 200)
+    if (status >= 200) {
         lb_count(g, c->w->id, k, 1);
+        lb_count(t, c->w->id, k, 1);
+    }
 }
 
 /* Returns 1 when the final head is in, 0 to wait for more, -1 after failing the exchange. */
@@ -899,7 +916,7 @@ static void read_response(struct lb_upstream *u)
             u->keep_alive = false;
             pump_response(u);
         } else if (u->state == UP_BODY) { /* cut short: the client cannot be told otherwise */
-            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            count_connection_error(c);
             lb_client_close(c);
         } else {
             if (u->got_bytes) /* it had begun answering: it has the request */
@@ -933,7 +950,7 @@ static void pump_response(struct lb_upstream *u)
         if (c->ep.pass_len == 0 && buf_unread(&u->in) && !u->resp_body.done) {
             const char *error = NULL;
             if (lb_body_stage(&u->resp_body, &u->in, &c->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
-                lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+                count_connection_error(c);
                 lb_client_close(c);
                 return;
             }
@@ -964,7 +981,7 @@ static void pump_response(struct lb_upstream *u)
         size_t before = buf_unread(&u->in);
         const char *error = NULL;
         if (lb_body_stage(&u->resp_body, &u->in, &c->ep, LB_OUT_LIMIT, &error) != LB_BODY_OK) {
-            lb_count(group_stats(c), c->w->id, LB_C_TARGET_CONNECTION_ERRORS, 1);
+            count_connection_error(c);
             lb_client_close(c);
             return;
         }

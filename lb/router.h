@@ -28,6 +28,7 @@
 #include "lb/match.h"
 
 struct lb_tstate;
+struct lb_stat_block;
 
 struct lb_target {
     /* First and on a cache line of its own with the read-mostly fields next to it, so workers
@@ -37,8 +38,9 @@ struct lb_target {
     uint32_t index;                           /* within its group: the `usable` mask's index */
     const char *address_text;                 /* "127.0.0.1:9001", for logs and metrics */
     struct net_addr address;
-    struct lb_tstate *health; /* shared by generations; set by the engine after the build */
-    char sticky_id[17];       /* hex of a hash of group and address: the sticky cookie's value */
+    struct lb_tstate *health;    /* shared by generations; set by the engine after the build */
+    struct lb_stat_block *stats; /* its counters: health's, set with it */
+    char sticky_id[17];          /* hex of a hash of group and address: the sticky cookie's value */
 };
 
 struct lb_target_group {

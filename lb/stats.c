@@ -1,5 +1,6 @@
 #include "lb/stats.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +9,42 @@ const int64_t lb_latency_bounds_us[LB_LATENCY_BUCKETS] = {
     500,    1000,   2500,   5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
-static struct lb_stat_block *new_block(size_t n_workers, enum lb_stat_kind kind, const char *name)
+static void *zeroed_lines(size_t size)
+{
+    void *p = aligned_alloc(64, size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+void lb_stat_block_free(struct lb_stat_block *b)
+{
+    if (!b)
+        return;
+    free(b->slots);
+    free(b->hist);
+    free(b);
+}
+
+/* Groups and targets also get latency histograms: one per worker, plus the writer's copy of the
+ * counts it last took. */
+static struct lb_stat_block *new_block(struct lb_stats *s, enum lb_stat_kind kind, const char *name)
 {
     struct lb_stat_block *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    b->slots = aligned_alloc(64, n_workers * sizeof *b->slots);
-    if (!b->slots) {
-        free(b);
-        return NULL;
-    }
-    memset(b->slots, 0, n_workers * sizeof *b->slots);
-    b->n_slots = n_workers;
+    b->owner = s;
+    b->n_slots = s->n_workers;
     b->kind = kind;
     snprintf(b->name, sizeof b->name, "%s", name);
+    b->slots = zeroed_lines(b->n_slots * sizeof *b->slots);
+    bool timed = kind == LB_STAT_GROUP || kind == LB_STAT_TARGET;
+    if (timed)
+        b->hist = zeroed_lines((b->n_slots + 1) * sizeof *b->hist);
+    if (!b->slots || (timed && !b->hist)) {
+        lb_stat_block_free(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -30,24 +53,24 @@ int lb_stats_init(struct lb_stats *s, size_t n_workers)
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
     s->n_workers = n_workers;
-    s->process = new_block(n_workers, LB_STAT_PROCESS, "");
+    s->process = new_block(s, LB_STAT_PROCESS, "");
     return s->process ? 0 : -1;
 }
 
-static void free_block(struct lb_stat_block *b)
+static void free_list(struct lb_stat_block *b)
 {
-    free(b->slots);
-    free(b);
+    while (b) {
+        struct lb_stat_block *next = b->next;
+        lb_stat_block_free(b);
+        b = next;
+    }
 }
 
 void lb_stats_free(struct lb_stats *s)
 {
-    for (struct lb_stat_block *b = s->blocks, *next; b; b = next) {
-        next = b->next;
-        free_block(b);
-    }
-    if (s->process)
-        free_block(s->process);
+    free_list(s->blocks);
+    free_list(s->retired);
+    lb_stat_block_free(s->process);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -57,12 +80,36 @@ struct lb_stat_block *lb_stats_block(struct lb_stats *s, enum lb_stat_kind kind,
     struct lb_stat_block *b = s->blocks;
     while (b && !(b->kind == kind && strcmp(b->name, name) == 0))
         b = b->next;
-    if (!b && (b = new_block(s->n_workers, kind, name))) {
+    if (!b && (b = new_block(s, kind, name))) {
         b->next = s->blocks;
         s->blocks = b;
     }
     pthread_mutex_unlock(&s->lock);
     return b;
+}
+
+struct lb_stat_block *lb_stats_target_block(struct lb_stats *s, const char *group,
+                                            const char *target)
+{
+    struct lb_stat_block *b = new_block(s, LB_STAT_TARGET, group);
+    if (b)
+        snprintf(b->target, sizeof b->target, "%s", target);
+    return b;
+}
+
+void lb_stats_retire(struct lb_stat_block *b)
+{
+    if (!b)
+        return;
+    b->next = b->owner->retired;
+    b->owner->retired = b;
+}
+
+struct lb_stat_block *lb_stats_take_retired(struct lb_stats *s)
+{
+    struct lb_stat_block *list = s->retired;
+    s->retired = NULL;
+    return list;
 }
 
 int64_t lb_stat_sum(const struct lb_stat_block *b, enum lb_counter c)
@@ -73,10 +120,39 @@ int64_t lb_stat_sum(const struct lb_stat_block *b, enum lb_counter c)
     return total;
 }
 
-void lb_count_latency(struct lb_stat_block *b, size_t worker, int64_t us)
+int64_t lb_stat_take(struct lb_stat_block *b, enum lb_counter c)
+{
+    int64_t now = lb_stat_sum(b, c), delta = now - b->taken[c];
+    b->taken[c] = now;
+    return delta;
+}
+
+void lb_stat_take_hist(struct lb_stat_block *b, struct metric_hist *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!b->hist)
+        return;
+    struct lb_hist_slot *taken = &b->hist[b->n_slots];
+    for (int k = 0; k < METRIC_HIST_BUCKETS; k++) {
+        uint32_t now = 0;
+        for (size_t i = 0; i < b->n_slots; i++)
+            now += atomic_load_explicit(&b->hist[i].count[k], memory_order_relaxed);
+        uint32_t before = atomic_load_explicit(&taken->count[k], memory_order_relaxed);
+        atomic_store_explicit(&taken->count[k], now, memory_order_relaxed);
+        out->count[k] = (uint32_t)(now - before); /* modulo 2^32: counts wrap */
+        out->total += out->count[k];
+    }
+}
+
+void lb_count_latency(struct lb_stat_block *b, size_t worker, int64_t us, int bucket)
 {
     lb_count(b, worker, LB_C_LATENCY_COUNT, 1);
     lb_count(b, worker, LB_C_LATENCY_SUM_US, us);
+    _Atomic uint32_t *h = &b->hist[worker].count[bucket];
+    atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (b->kind != LB_STAT_GROUP) /* the Prometheus buckets are the groups' only */
+        return;
     for (int i = 0; i < LB_LATENCY_BUCKETS; i++) {
         if (us <= lb_latency_bounds_us[i]) {
             lb_count(b, worker, (enum lb_counter)(LB_C_LATENCY_BUCKET0 + i), 1);

@@ -14,6 +14,7 @@
  * and into the minute's rollup; keys get their expiry; gantry:m:series notes the last second. */
 static const char write_script[] =
     "local ttl, rttl = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local expiry = {}\n"
     "local function merge_v(key, field, s, n, lo, hi, t)\n"
     "  local old = redis.call('HGET', key, field)\n"
     "  if old then\n"
@@ -26,7 +27,7 @@ static const char write_script[] =
     "  if n == 1 and lo == s and hi == s then v = string.format('%.17g', s)\n"
     "  else v = string.format('%.17g %.17g %.17g %.17g', s, n, lo, hi) end\n"
     "  redis.call('HSET', key, field, v)\n"
-    "  redis.call('EXPIRE', key, t)\n"
+    "  expiry[key] = t\n"
     "end\n"
     "local function merge_h(key, field, text, t)\n"
     "  local counts = {}\n"
@@ -42,7 +43,7 @@ static const char write_script[] =
     "  local parts = {}\n"
     "  for i, b in ipairs(keys) do parts[i] = b .. ':' .. string.format('%d', counts[b]) end\n"
     "  redis.call('HSET', key, field, table.concat(parts, ' '))\n"
-    "  redis.call('EXPIRE', key, t)\n"
+    "  expiry[key] = t\n"
     "end\n"
     "local seen = {}\n"
     "local i = 3\n"
@@ -65,6 +66,7 @@ static const char write_script[] =
     "  end\n"
     "  if not seen[id] or seen[id] < ts then seen[id] = ts end\n"
     "end\n"
+    "for key, t in pairs(expiry) do redis.call('EXPIRE', key, t) end\n"
     "for id, ts in pairs(seen) do\n"
     "  local last = tonumber(redis.call('HGET', 'gantry:m:series', id))\n"
     "  if not last or last < ts then redis.call('HSET', 'gantry:m:series', id, ts) end\n"

@@ -1,6 +1,6 @@
 """Regressions for defects a review found: a long pipeline of answers the balancer makes itself
 (recursion), a request that may have reached a target sent again, a cookie reaching a weight-0
-target."""
+target, an idle keep-alive connection that slept through a reload."""
 import socket
 import threading
 
@@ -92,3 +92,16 @@ lb:
         served = {http_request(lb.listeners[0], headers={"Cookie": cookie})[1]["x-task-id"]
                   for _ in range(5)}
         self.assertEqual(served, {"b"})
+
+    def test_an_idle_keepalive_connection_follows_a_reload(self):
+        """Its first request after the reload goes by the new rules, never to a removed target."""
+        a, b = self.start_backends(2, ids=["a", "b"])
+        lb = self.start_lb(app_yaml([a], health_check=None))
+        conn = RawConnection(lb.listeners[0])
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(conn.read_response()[1]["x-task-id"], "a")
+        self.reload_lb(lb, app_yaml([b], health_check=None))
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = conn.read_response()
+        self.assertEqual((status, headers["x-task-id"]), (200, "b"))
+        conn.close()
