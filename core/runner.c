@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/procfs.h"
 
 #define V2_ROOT "/sys/fs/cgroup"
 #define BASE_NAME "gantry"
@@ -104,32 +105,6 @@ static int join_path(char *out, size_t size, const char *a, const char *b)
         return -1;
     }
     return 0;
-}
-
-/* Reads at most size - 1 bytes of path, NUL-terminated; returns the length or -1 with errno. */
-static ssize_t read_small_file(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t len = 0;
-    while (len + 1 < size) {
-        ssize_t n = read(fd, buf + len, size - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
-    return (ssize_t)len;
 }
 
 /* One write, as cgroup files want: the kernel parses each write(2) as a whole value. */
@@ -350,7 +325,7 @@ static int v2_enable_controllers(const char *dir, char *why, size_t why_size)
 {
     char path[PATH_MAX], text[512];
     if (join_path(path, sizeof path, dir, "cgroup.controllers") != 0 ||
-        read_small_file(path, text, sizeof text) < 0) {
+        procfs_read_file(path, text, sizeof text) < 0) {
         set_why(why, why_size, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
@@ -361,7 +336,7 @@ static int v2_enable_controllers(const char *dir, char *why, size_t why_size)
         return -1;
     }
     if (join_path(path, sizeof path, dir, "cgroup.subtree_control") != 0 ||
-        read_small_file(path, text, sizeof text) < 0) {
+        procfs_read_file(path, text, sizeof text) < 0) {
         set_why(why, why_size, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
@@ -975,37 +950,16 @@ void runner_task_done(struct runner *r, const char *task_id)
     task_cgroup_remove(&cg, killed > 0 ? RMDIR_ATTEMPTS_AFTER_KILL : 1);
 }
 
-/* Field `wanted` (3 or more) of /proc/PID/stat as a number; 0 when unreadable. */
-static uint64_t stat_field(pid_t pid, int wanted)
-{
-    if (pid <= 0)
-        return 0;
-    char path[32], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if (read_small_file(path, buf, sizeof buf) <= 0)
-        return 0;
-    /* Field 2, the command name in parentheses, may itself hold spaces and ')'. */
-    const char *p = strrchr(buf, ')');
-    for (int field = 3; p && field <= wanted; field++) {
-        p = strchr(p, ' ');
-        p = p ? p + 1 : NULL;
-    }
-    if (!p)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(p, &end, 10);
-    return errno == 0 && end != p ? (uint64_t)v : 0;
-}
-
 uint64_t runner_start_ticks(pid_t pid)
 {
-    return stat_field(pid, 22);
+    struct proc_stat st;
+    return pid > 0 && procfs_read_stat(pid, &st) == 0 ? st.start_ticks : 0;
 }
 
 bool runner_is_ours(pid_t pid, uint64_t start_ticks)
 {
     /* the same process (not a reused pid) and still the leader of the group we made for it */
-    return pid > 1 && start_ticks && stat_field(pid, 22) == start_ticks &&
-           stat_field(pid, 5) == (uint64_t)pid;
+    struct proc_stat st;
+    return pid > 1 && start_ticks && procfs_read_stat(pid, &st) == 0 &&
+           st.start_ticks == start_ticks && st.pgrp == pid;
 }

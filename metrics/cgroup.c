@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics/procfs.h"
+#include "common/procfs.h"
 
 static bool has_token(const char *list, const char *seps, const char *word)
 {

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "metrics/cgroup.h"
-#include "metrics/procfs.h"
+#include "common/procfs.h"
 #include "metrics/task_list.h"
 
 enum usage_source {

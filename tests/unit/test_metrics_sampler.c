@@ -16,7 +16,7 @@
 
 #include "metrics/cgroup.h"
 #include "metrics/ecs_report.h"
-#include "metrics/procfs.h"
+#include "common/procfs.h"
 #include "metrics/prom.h"
 #include "metrics/task_list.h"
 

@@ -1,4 +1,4 @@
-#include "metrics/procfs.h"
+#include "common/procfs.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -20,7 +20,9 @@ ssize_t procfs_read_file(const char *path, char *buf, size_t size)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
+            int saved = errno; /* the caller's message says why */
             close(fd);
+            errno = saved;
             return -1;
         }
         if (n == 0)

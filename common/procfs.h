@@ -1,10 +1,10 @@
-/* What gantry-metrics reads about processes from /proc: a process's start time (to tell a reused
- * pid from the process gantry-core started), its process group, its CPU time and its resident
- * memory (/proc/PID/stat), and a table of every process by process group, for tasks that run
- * without cgroups. Nothing read here is trusted to stay true: a pid may exit or be reused between
- * two reads, which callers treat as "no sample", never as zero. */
-#ifndef GANTRY_METRICS_PROCFS_H
-#define GANTRY_METRICS_PROCFS_H
+/* What gantry-core and gantry-metrics read about processes from /proc: a process's start time (to
+ * tell a reused pid from the process gantry-core started), its process group, its CPU time and its
+ * resident memory (/proc/PID/stat), and a table of every process by process group, for tasks that
+ * run without cgroups. Nothing read here is trusted to stay true: a pid may exit or be reused
+ * between two reads, which callers treat as "no sample", never as zero. */
+#ifndef GANTRY_COMMON_PROCFS_H
+#define GANTRY_COMMON_PROCFS_H
 
 #include <stdbool.h>
 #include <stddef.h>
