@@ -718,7 +718,9 @@ static void print_header(const struct redis_sync *r, int64_t window_s, int64_t e
 static int print_entries(struct redis_sync *r, const struct entry *entries, size_t n,
                          const struct metric_retention *retention, int64_t window_s)
 {
-    int64_t end = (int64_t)time(NULL);
+    /* the second that just ended may not be written yet (writers flush after it): a window
+     * ending there would divide a rate by a second without data */
+    int64_t end = (int64_t)time(NULL) - 1;
     int width = name_width(entries, n);
     print_header(r, window_s, end);
     for (size_t i = 0; i < n; i++) {

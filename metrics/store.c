@@ -11,7 +11,8 @@
  *   "v" ID SECOND SUM COUNT MIN MAX     a datapoint
  *   "h" ID SECOND "B:C B:C ..."         a histogram
  * Each is merged into the second's field (summing what other writers wrote for the same second)
- * and into the minute's rollup; keys get their expiry; gantry:m:series notes the last second. */
+ * and into the minute's rollup; keys get their expiry; gantry:m:series (a sorted set) scores each
+ * series by its last second and forgets those whose rollups have expired too. */
 static const char write_script[] =
     "local ttl, rttl = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local expiry = {}\n"
@@ -67,9 +68,13 @@ static const char write_script[] =
     "  if not seen[id] or seen[id] < ts then seen[id] = ts end\n"
     "end\n"
     "for key, t in pairs(expiry) do redis.call('EXPIRE', key, t) end\n"
+    "local newest = 0\n"
     "for id, ts in pairs(seen) do\n"
-    "  local last = tonumber(redis.call('HGET', 'gantry:m:series', id))\n"
-    "  if not last or last < ts then redis.call('HSET', 'gantry:m:series', id, ts) end\n"
+    "  redis.call('ZADD', 'gantry:m:series', 'GT', ts, id)\n"
+    "  if ts > newest then newest = ts end\n"
+    "end\n"
+    "if newest > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', 'gantry:m:series', '-inf', '(' .. (newest - rttl))\n"
     "end\n"
     "return #ARGV\n";
 
@@ -395,7 +400,7 @@ bool metric_window_value(const struct metric_window *w, struct metric_stat stat,
 
 char **metric_list_ids(struct redis_sync *r)
 {
-    redisReply *reply = redis_sync_command(r, "HKEYS gantry:m:series");
+    redisReply *reply = redis_sync_command(r, "ZRANGE gantry:m:series 0 -1");
     if (!reply)
         return NULL;
     size_t n = reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;

@@ -252,7 +252,7 @@ def series_cost(stack, tmp, redis):
     mem_before = int(redis.info("memory")["used_memory"])
     proc = stack.start("lb-targets", [os.path.join(BIN, "gantry-lb"), "-c", path])
     wait_for(lambda: answers(admin), 20, "gantry-lb with many targets")
-    wait_for(lambda: (redis.command("HLEN", "gantry:m:series") or 0) > TARGETS, 30,
+    wait_for(lambda: (redis.command("ZCARD", "gantry:m:series") or 0) > TARGETS, 30,
              "the first flush")
     time.sleep(2)  # past the first, larger flush (new keys)
     info = redis.info("cpu")
@@ -268,7 +268,7 @@ def series_cost(stack, tmp, redis):
     info = redis.info("cpu")
     redis_cpu = float(info["used_cpu_sys"]) + float(info["used_cpu_user"]) - redis_cpu0
     lb_cpu = cpu_seconds(proc.pid) - lb_cpu0
-    series = redis.command("HLEN", "gantry:m:series")
+    series = redis.command("ZCARD", "gantry:m:series")
     mem = int(redis.info("memory")["used_memory"]) - mem_before
     dropped = lb_metric(admin, "gantry_lb_metrics_datapoints_dropped_total")
     proc.send_signal(signal.SIGTERM)

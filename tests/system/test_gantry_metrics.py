@@ -66,7 +66,7 @@ def read_points(redis, sid, start, end):
 
 def last_second(redis, sid):
     """gantry:m:series: the last second written to the series, or None."""
-    value = redis.command("HGET", "gantry:m:series", sid)
+    value = redis.command("ZSCORE", "gantry:m:series", sid)
     return int(value) if value else None
 
 

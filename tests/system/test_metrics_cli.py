@@ -105,7 +105,7 @@ class MetricsCliTest(GantryTestCase):
         # what was written, as docs/metrics.md describes it
         key = f"gantry:m:s:App|Latency|{ALB_ID}:{minute_of(t0 + 1)}"
         self.assertEqual(self.redis.command("HGET", key, str(t0 + 1 - minute_of(t0 + 1))), "1")
-        self.assertEqual(self.redis.command("HGET", "gantry:m:series", f"App|Latency|{ALB_ID}"),
+        self.assertEqual(self.redis.command("ZSCORE", "gantry:m:series", f"App|Latency|{ALB_ID}"),
                          str(t0 + 10))
 
         # percentiles need histograms, which put does not write: missing data, with the reason
@@ -213,12 +213,12 @@ class MetricsCliTest(GantryTestCase):
                          "--dimension", "ServiceName=web")
                 self.assertEqual(self.get(name, "--dimension", "ServiceName=web", "--end",
                                           str(t + 1)), str(i + 1))
-        series = self.redis.command("HKEYS", "gantry:m:series")
+        series = self.redis.command("ZRANGE", "gantry:m:series", "0", "-1")
         self.assertEqual(sorted(series), sorted(f"{ns}|{name}|ServiceName=web"
                                                 for name, ns in cases))
         # put's own default is Custom, whatever the name: get then needs --namespace Custom
         self.put("RequestCount", "5", "--time", str(t))
-        self.assertIn("Custom|RequestCount|", self.redis.command("HKEYS", "gantry:m:series"))
+        self.assertIn("Custom|RequestCount|", self.redis.command("ZRANGE", "gantry:m:series", "0", "-1"))
         self.assert_missing("RequestCount", "--end", str(t + 1))
         self.assertEqual(self.get("RequestCount", "--namespace", "Custom", "--end", str(t + 1)),
                          "5")
@@ -303,10 +303,10 @@ class MetricsCliTest(GantryTestCase):
         latency_id = f"AWS/ApplicationELB|TargetResponseTime|{ALB_ID}"
         self.redis.command("HSET", f"gantry:m:s:{latency_id}:{minute_of(t)}",
                            f"h{t - minute_of(t)}", "100:90 130:10")
-        self.redis.command("HSET", "gantry:m:series", latency_id, str(t))
+        self.redis.command("ZADD", "gantry:m:series", str(t), latency_id)
         # a series with no datapoint in the window, and a hostile id
         self.put("Stale", "1", "--time", str(t - 3000))
-        self.redis.command("HSET", "gantry:m:series", "Custom|evil\x1b[2J|", str(t))
+        self.redis.command("ZADD", "gantry:m:series", str(t), "Custom|evil\x1b[2J|")
 
         proc = self.gantry("--window", "1m")
         self.assertEqual(proc.returncode, 0, proc.stderr)
