@@ -115,6 +115,17 @@ static int load(struct gantry_config *cfg, const char *const *files, size_t n_fi
     return errors->count ? -1 : 0;
 }
 
+int config_addr_override(struct cfg_errors *errors, const char *flag, const char *text,
+                         struct net_addr *dst)
+{
+    char why[160];
+    if (!text || net_addr_parse(text, dst, why, sizeof why) == 0)
+        return 0;
+    struct cfg_ctx ctx = {.file = "command line", .errors = errors};
+    cfg_error(&ctx, NULL, "%s '%.64s': %s", flag, text, why);
+    return -1;
+}
+
 int config_load(struct gantry_config *cfg, const char *const *files, size_t n_files,
                 struct cfg_errors *errors)
 {

@@ -65,6 +65,10 @@ int config_load(struct gantry_config *cfg, const char *const *files, size_t n_fi
 int config_load_args(struct gantry_config *cfg, const struct daemon_args *args,
                      struct cfg_errors *errors);
 void config_free(struct gantry_config *cfg);
+/* A command-line address (--listen, --admin) over the configuration's: 0, or -1 with the error
+ * "command line: FLAG 'TEXT': why" added to errors. A NULL text changes nothing. */
+int config_addr_override(struct cfg_errors *errors, const char *flag, const char *text,
+                         struct net_addr *dst);
 void config_print_errors(const struct cfg_errors *errors, FILE *out);
 
 /* The common start of every daemon: loads the configuration from args, and for --check prints

@@ -133,17 +133,9 @@ static void on_stop(void *arg)
 static int load_config(struct gantry_config *cfg, const struct daemon_args *args,
                        struct cfg_errors *errors)
 {
-    if (config_load_args(cfg, args, errors) < 0)
+    if (config_load_args(cfg, args, errors) < 0 ||
+        config_addr_override(errors, "--listen", args->listen, &cfg->core.listen) < 0)
         return -1;
-    if (args->listen) {
-        char why[160];
-        if (net_addr_parse(args->listen, &cfg->core.listen, why, sizeof why) < 0) {
-            snprintf(errors->messages[errors->count++], CFG_ERROR_LEN,
-                     "command line: --listen '%.64s': %s", args->listen, why);
-            errors->total++;
-            return -1;
-        }
-    }
     return bootstrap_validate(&cfg->core, errors);
 }
 

@@ -14,17 +14,9 @@ enum { PROM_BODY_MAX = 64 * 1024 * 1024, ADMIN_MAX_BODY = 0 };
 int metrics_load_config(struct gantry_config *cfg, const struct daemon_args *args,
                         struct cfg_errors *errors)
 {
-    if (config_load_args(cfg, args, errors) < 0)
+    if (config_load_args(cfg, args, errors) < 0 ||
+        config_addr_override(errors, "--admin", args->admin, &cfg->metrics.admin) < 0)
         return -1;
-    if (args->admin) {
-        char why[160];
-        if (net_addr_parse(args->admin, &cfg->metrics.admin, why, sizeof why) < 0) {
-            snprintf(errors->messages[errors->count++], CFG_ERROR_LEN,
-                     "command line: --admin '%.64s': %s", args->admin, why);
-            errors->total++;
-            return -1;
-        }
-    }
     return 0;
 }
 
