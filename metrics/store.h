@@ -4,9 +4,10 @@
  * SampleCount, pNN) by everything that reads metrics: gantry metrics and the autoscaler.
  *
  * Key layout (docs/metrics.md): gantry:m:s:ID:MINUTE (hash: field SECOND-IN-MINUTE -> datapoint,
- * "hS" -> histogram), gantry:m:r:ID:HOUR (the same per minute: the rollups), gantry:m:series (sorted
- * set: ID scored by the last second written, pruned past the rollups' retention). A datapoint is "SUM" for a single sample, else
- * "SUM COUNT MIN MAX". Keys expire after the retention, so memory per series is bounded.
+ * "hS" -> histogram), gantry:m:r:ID:HOUR (the same per minute: the rollups), gantry:m:series
+ * (sorted set: ID scored by the last second written, pruned past the rollups' retention). A
+ * datapoint is "SUM" for a single sample, else "SUM COUNT MIN MAX". Keys expire after the
+ * retention, so memory per series is bounded.
  *
  * Writing builds the arguments of one EVAL (metric_batch), sent by the caller on its own
  * connection (gantry-lb asynchronously, others with redis_sync); reading uses a redis_sync. */
