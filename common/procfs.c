@@ -196,3 +196,31 @@ void procfs_groups_free(struct proc_groups *g)
     free(g->items);
     *g = (struct proc_groups){0};
 }
+
+bool procfs_has_token(const char *list, const char *seps, const char *word)
+{
+    size_t len = strlen(word);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, seps);
+        if (n == len && strncmp(p, word, len) == 0)
+            return true;
+        p += n;
+        p += strspn(p, seps);
+    }
+    return false;
+}
+
+void procfs_unescape_octal(char *s)
+{
+    char *out = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+}

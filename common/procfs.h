@@ -63,4 +63,9 @@ void procfs_groups_free(struct proc_groups *g);
 /* A small text file whole (at most size - 1 bytes, NUL-terminated): its length, or -1. */
 ssize_t procfs_read_file(const char *path, char *buf, size_t size);
 
+/* Whether word is one of the items of list, separated by any of seps ("rw,cpu,cpuacct"). */
+bool procfs_has_token(const char *list, const char *seps, const char *word);
+/* Undoes /proc/PID/mountinfo's escapes (space, tab, newline and backslash as \ooo), in place. */
+void procfs_unescape_octal(char *s);
+
 #endif

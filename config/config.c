@@ -197,3 +197,10 @@ int config_daemon_start(struct gantry_config *cfg, const struct daemon_args *arg
     log_init(component, (enum log_level)cfg->log.level);
     return -1;
 }
+
+void config_log_refused_reload(const struct cfg_errors *errors)
+{
+    for (size_t i = 0; i < errors->count; i++)
+        log_error("reload refused: %s", errors->messages[i]);
+    log_error("reload refused: the running configuration stays");
+}

@@ -70,6 +70,9 @@ void config_free(struct gantry_config *cfg);
 int config_addr_override(struct cfg_errors *errors, const char *flag, const char *text,
                          struct net_addr *dst);
 void config_print_errors(const struct cfg_errors *errors, FILE *out);
+/* The errors of a refused reload, each logged as "reload refused: ERROR", then that the running
+ * configuration stays. */
+void config_log_refused_reload(const struct cfg_errors *errors);
 
 /* The common start of every daemon: loads the configuration from args, and for --check prints
  * "configuration OK" or the errors. Returns -1 to go on (cfg loaded, logging set up), else the

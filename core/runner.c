@@ -148,20 +148,6 @@ static int make_dirs(const char *path, mode_t mode)
     return make_dir(buf, mode);
 }
 
-/* Whether word is one of the items of list, separated by any of seps. */
-static bool has_token(const char *list, const char *seps, const char *word)
-{
-    size_t len = strlen(word);
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, seps);
-        if (n == len && strncmp(p, word, len) == 0)
-            return true;
-        p += n;
-        p += strspn(p, seps);
-    }
-    return false;
-}
-
 /* A name used as one path component: no '/', not "." or "..". */
 static bool valid_component(const char *s)
 {
@@ -201,30 +187,14 @@ static int own_cgroup(const char *controller, char *out, size_t size)
             continue;
         *path++ = '\0';
         *list++ = '\0'; /* line is now the hierarchy id: "0" for the v2 entry "0::/path" */
-        bool match =
-            controller ? has_token(list, ",", controller) : strcmp(line, "0") == 0 && *list == '\0';
+        bool match = controller ? procfs_has_token(list, ",", controller)
+                                : strcmp(line, "0") == 0 && *list == '\0';
         if (match && (size_t)snprintf(out, size, "%s", path) < size)
             rc = 0;
     }
     free(line);
     fclose(f);
     return rc;
-}
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *out = s;
-    for (char *p = s; *p; p++) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-            p += 3;
-        } else {
-            *out++ = *p;
-        }
-    }
-    *out = '\0';
 }
 
 /* One mountinfo line: whether it mounts a v1 hierarchy holding controller; if so its root (the
@@ -241,10 +211,10 @@ static bool v1_mount_line(char *line, const char *controller, char *root, char *
     while (dash < n && strcmp(fields[dash], "-") != 0)
         dash++;
     if (dash + 3 >= n || strcmp(fields[dash + 1], "cgroup") != 0 ||
-        !has_token(fields[dash + 3], ",", controller))
+        !procfs_has_token(fields[dash + 3], ",", controller))
         return false;
-    unescape_octal(fields[3]);
-    unescape_octal(fields[4]);
+    procfs_unescape_octal(fields[3]);
+    procfs_unescape_octal(fields[4]);
     return (size_t)snprintf(root, size, "%s", fields[3]) < size &&
            (size_t)snprintf(point, size, "%s", fields[4]) < size;
 }
@@ -329,7 +299,7 @@ static int v2_enable_controllers(const char *dir, char *why, size_t why_size)
         set_why(why, why_size, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    if (!has_token(text, " \n", "cpu") || !has_token(text, " \n", "memory")) {
+    if (!procfs_has_token(text, " \n", "cpu") || !procfs_has_token(text, " \n", "memory")) {
         text[strcspn(text, "\n")] = '\0';
         set_why(why, why_size, "the cgroup %s lacks the cpu or memory controller (it has: %s)", dir,
                 text);
@@ -340,7 +310,7 @@ static int v2_enable_controllers(const char *dir, char *why, size_t why_size)
         set_why(why, why_size, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    if (has_token(text, " \n", "cpu") && has_token(text, " \n", "memory"))
+    if (procfs_has_token(text, " \n", "cpu") && procfs_has_token(text, " \n", "memory"))
         return 0;
     if (write_file(path, "+cpu +memory") == 0)
         return 0;

@@ -6,36 +6,7 @@
 
 #include "common/procfs.h"
 
-static bool has_token(const char *list, const char *seps, const char *word)
-{
-    size_t len = strlen(word);
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, seps);
-        if (n == len && strncmp(p, word, len) == 0)
-            return true;
-        p += n;
-        p += strspn(p, seps);
-    }
-    return false;
-}
-
 /* --- mounts --- */
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *out = s;
-    for (char *p = s; *p; p++) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-            p += 3;
-        } else {
-            *out++ = *p;
-        }
-    }
-    *out = '\0';
-}
 
 static bool copy_text(char *out, size_t size, const char *text)
 {
@@ -59,8 +30,8 @@ int cg_mount_parse_line(char *line, struct cg_mount *out)
     bool v2 = strcmp(fstype, "cgroup2") == 0;
     if (!v2 && strcmp(fstype, "cgroup") != 0)
         return 0;
-    unescape_octal(fields[3]);
-    unescape_octal(fields[4]);
+    procfs_unescape_octal(fields[3]);
+    procfs_unescape_octal(fields[4]);
     out->v2 = v2;
     if (!copy_text(out->options, sizeof out->options, fields[dash + 3]) ||
         !copy_text(out->root, sizeof out->root, fields[3]) ||
@@ -105,7 +76,7 @@ static bool map_path(const struct cg_mounts *m, bool v2, const char *controller,
 {
     for (int i = 0; i < m->n; i++) {
         const struct cg_mount *mt = &m->items[i];
-        if (mt->v2 != v2 || (!v2 && !has_token(mt->options, ",", controller)))
+        if (mt->v2 != v2 || (!v2 && !procfs_has_token(mt->options, ",", controller)))
             continue;
         size_t rl = strcmp(mt->root, "/") == 0 ? 0 : strlen(mt->root);
         if (strncmp(path, mt->root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
@@ -131,10 +102,10 @@ static void locate_line(const struct cg_mounts *m, char *line, const char *task_
         *v2_found = map_path(m, true, NULL, path, v2_dir, CG_PATH_MAX);
         return;
     }
-    if (has_token(list, ",", "cpu") &&
+    if (procfs_has_token(list, ",", "cpu") &&
         map_path(m, false, "cpu", path, out->cpu_dir, sizeof out->cpu_dir))
-        out->cpuacct = has_token(list, ",", "cpuacct");
-    if (has_token(list, ",", "memory"))
+        out->cpuacct = procfs_has_token(list, ",", "cpuacct");
+    if (procfs_has_token(list, ",", "memory"))
         map_path(m, false, "memory", path, out->mem_dir, sizeof out->mem_dir);
 }
 

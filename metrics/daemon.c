@@ -248,9 +248,7 @@ static void on_reload(void *arg)
         return;
     }
     if (metrics_load_config(next, &d->args, &errors) < 0) {
-        for (size_t i = 0; i < errors.count; i++)
-            log_error("reload refused: %s", errors.messages[i]);
-        log_error("reload refused: the running configuration stays");
+        config_log_refused_reload(&errors);
         config_free(next);
         free(next);
         return;
