@@ -36,6 +36,9 @@ static const struct cfg_key core_keys[] = {
     {"cgroups", CFG_BOOL, offsetof(struct config_core, cgroups), "true",
      .help = "enforce tasks' cpu and memory with cgroups (v1 or v2) where the kernel allows; "
              "else rlimits and a warning"},
+    {"docker_socket", CFG_STRING, offsetof(struct config_core, docker_socket),
+     "/var/run/docker.sock", .max = 200,
+     .help = "unix socket of the Docker Engine API, for DOCKER tasks"},
     {"max_request_size", CFG_SIZE, offsetof(struct config_core, max_request_size), "256k", 33000,
      16 * 1024 * 1024, .help = "largest API request body accepted"},
     {"clusters", CFG_LIST, offsetof(struct config_core, clusters), NULL, LIST_OF(CFG_STRING),

@@ -23,6 +23,7 @@ struct config_core {
     int64_t instance_cpu;    /* CPU units; 0: 1024 per core of this machine */
     int64_t instance_memory; /* bytes; 0: this machine's memory */
     bool cgroups;
+    const char *docker_socket; /* the Docker Engine API's unix socket (DOCKER tasks) */
     int64_t max_request_size;
     struct cfg_list clusters;         /* const char * */
     struct cfg_list task_definitions; /* struct cfg_json: RegisterTaskDefinition inputs */

@@ -18,6 +18,7 @@
 #include "common/redis_sync.h"
 #include "config/config.h"
 #include "common/http_server.h"
+#include "core/health.h"
 #include "core/runner.h"
 #include "core/taskdef.h"
 
@@ -61,14 +62,21 @@ struct core;
 struct task_container {
     char name[CORE_NAME_MAX];
     bool essential;
-    pid_t pid;
+    pid_t pid; /* PROCESS: the process (group); DOCKER: the container's init as dockerd says */
     uint64_t start_ticks;
+    char docker_id[72]; /* DOCKER: the container's id ("" before it is created) */
     bool running;
     int exit_code; /* valid once !running and started */
     bool has_exit_code;
     int64_t stop_timeout_ms;
     ev_child child;
     bool watched; /* child is started */
+    /* A process re-adopted after a restart is no child of ours: its exit is seen through a
+     * pidfd (or, without pidfd_open, by polling its start time each reconcile pass). */
+    int pidfd; /* -1: none */
+    ev_io exit_io;
+    bool adopted;
+    struct container_health health;
     struct core_task *task;
 };
 
@@ -122,11 +130,14 @@ struct core_service {
     bool dirty;
 };
 
+struct docker; /* core/docker.h: the Docker Engine client (NULL until a DOCKER task needs it) */
+
 struct core {
     struct ev_loop *loop;
     struct gantry_config *cfg;
     struct redis_sync redis;
     struct runner runner;
+    struct docker *docker;
     struct http_server api;
     ev_timer reconcile_timer;
     ev_idle kick; /* a reconcile soon after a change */
@@ -230,6 +241,10 @@ int service_apply(struct core *core, const json_t *in, bool update_if_exists, js
 void scheduler_start(struct core *core);
 void scheduler_stop(struct core *core);
 void scheduler_reconcile(struct core *core);
+/* A container stopped: exit_code, or -1 when unknown (a re-adopted process, a container dockerd
+ * lost), with an optional reason for the container's document. */
+void scheduler_container_exited(struct core_task *task, struct task_container *c, int exit_code,
+                                const char *reason);
 /* Counts for Describe*: tasks of a service (or a cluster when svc is NULL) by lastStatus. */
 void scheduler_counts(struct core *core, const char *cluster, const char *service, int *running,
                       int *pending);

@@ -11,9 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
-enum { MAX_ARGS = 256, MAX_ENV = 512 };
+enum { MAX_ENV = LAUNCH_MAX_STRINGS };
 
 static bool port_used(const struct core *core, int port)
 {
@@ -127,12 +128,7 @@ void launch_release(struct core *core, struct core_task *task)
 
 /* --- command lines and environments --- */
 
-struct strings {
-    char *items[MAX_ENV + 1];
-    int n;
-};
-
-static int strings_add(struct strings *s, char *text)
+static int strings_add(struct launch_strings *s, char *text)
 {
     if (!text || s->n >= MAX_ENV)
         return -1;
@@ -141,7 +137,7 @@ static int strings_add(struct strings *s, char *text)
     return 0;
 }
 
-static void strings_free(struct strings *s)
+void launch_strings_free(struct launch_strings *s)
 {
     for (int i = 0; i < s->n; i++)
         free(s->items[i]);
@@ -154,7 +150,7 @@ static char *join(const char *a, const char *sep, const char *b)
     return asprintf(&out, "%s%s%s", a, sep, b) < 0 ? NULL : out;
 }
 
-static const json_t *container_override(const struct core_task *task, const char *name)
+const json_t *launch_container_override(const struct core_task *task, const char *name)
 {
     size_t i;
     json_t *co;
@@ -169,7 +165,7 @@ static const json_t *container_override(const struct core_task *task, const char
 
 /* Sets NAME=VALUE, replacing an earlier NAME (the task definition overrides Gantry's defaults,
  * RunTask's overrides override the task definition). */
-static int env_set(struct strings *env, const char *name, const char *value)
+static int env_set(struct launch_strings *env, const char *name, const char *value)
 {
     size_t len = strlen(name);
     char *text = join(name, "=", value);
@@ -189,7 +185,7 @@ static int env_set(struct strings *env, const char *name, const char *value)
     return 0;
 }
 
-static int env_from_list(struct strings *env, const json_t *list)
+static int env_from_list(struct launch_strings *env, const json_t *list)
 {
     size_t i;
     json_t *kv;
@@ -203,14 +199,16 @@ static int env_from_list(struct strings *env, const json_t *list)
     return 0;
 }
 
-static int build_env(struct core *core, struct core_task *task, const json_t *def, int first_port,
-                     struct strings *env)
+int launch_build_env(struct core *core, struct core_task *task, const json_t *def, int first_port,
+                     bool for_docker, struct launch_strings *env)
 {
     const char *path = getenv("PATH"), *home = getenv("HOME");
-    char port_text[16], task_arn_id[CORE_ID_LEN + 1];
-    snprintf(task_arn_id, sizeof task_arn_id, "%s", task->id);
-    int rc = env_set(env, "PATH", path ? path : "/usr/local/bin:/usr/bin:/bin");
-    rc |= env_set(env, "HOME", home ? home : "/");
+    char port_text[16];
+    int rc = 0;
+    if (!for_docker) { /* a container image brings its own */
+        rc |= env_set(env, "PATH", path ? path : "/usr/local/bin:/usr/bin:/bin");
+        rc |= env_set(env, "HOME", home ? home : "/");
+    }
     rc |= env_set(env, "HOST", "127.0.0.1");
     rc |= env_set(env, "GANTRY_CLUSTER", task->cluster);
     rc |= env_set(env, "GANTRY_TASK_ID", task->id);
@@ -233,7 +231,7 @@ static int build_env(struct core *core, struct core_task *task, const json_t *de
     }
     (void)core;
     rc |= env_from_list(env, json_object_get(def, "environment"));
-    const json_t *co = container_override(task, jstr(def, "name"));
+    const json_t *co = launch_container_override(task, jstr(def, "name"));
     if (co)
         rc |= env_from_list(env, json_object_get(co, "environment"));
     return rc ? -1 : 0;
@@ -248,7 +246,7 @@ static char *program_path(struct core *core, const char *arg0)
     return strdup(arg0);
 }
 
-static int append_args(struct core *core, struct strings *argv, const json_t *list)
+static int append_args(struct core *core, struct launch_strings *argv, const json_t *list)
 {
     size_t i;
     json_t *arg;
@@ -267,9 +265,9 @@ static int append_args(struct core *core, struct strings *argv, const json_t *li
 /* entryPoint + command (RunTask's override replaces command); with neither, the image names the
  * program. */
 static int build_argv(struct core *core, struct core_task *task, const json_t *def,
-                      struct strings *argv)
+                      struct launch_strings *argv)
 {
-    const json_t *co = container_override(task, jstr(def, "name"));
+    const json_t *co = launch_container_override(task, jstr(def, "name"));
     const json_t *command = co && json_object_get(co, "command") ? json_object_get(co, "command")
                                                                  : json_object_get(def, "command");
     if (append_args(core, argv, json_object_get(def, "entryPoint")) < 0 ||
@@ -325,8 +323,11 @@ static void set_bindings(struct core_task *task)
         }
         json_t *c = json_array_get(containers, i);
         json_object_set_new(c, "networkBindings", bindings);
-        char runtime_id[32];
-        snprintf(runtime_id, sizeof runtime_id, "%d", (int)task->containers[i].pid);
+        char runtime_id[80];
+        if (task->containers[i].docker_id[0])
+            snprintf(runtime_id, sizeof runtime_id, "%s", task->containers[i].docker_id);
+        else
+            snprintf(runtime_id, sizeof runtime_id, "%d", (int)task->containers[i].pid);
         json_object_set_new(c, "runtimeId", json_string(runtime_id));
     }
 }
@@ -376,10 +377,10 @@ static void set_targets(struct core *core, struct core_task *task)
     }
 }
 
-int launch_start(struct core *core, struct core_task *task, char *why, size_t size)
+static int start_processes(struct core *core, struct core_task *task, char *why, size_t size)
 {
     struct runner_container rc[TASKDEF_MAX_CONTAINERS];
-    struct strings argvs[TASKDEF_MAX_CONTAINERS], envs[TASKDEF_MAX_CONTAINERS];
+    struct launch_strings argvs[TASKDEF_MAX_CONTAINERS], envs[TASKDEF_MAX_CONTAINERS];
     memset(argvs, 0, sizeof argvs);
     memset(envs, 0, sizeof envs);
     size_t i;
@@ -389,7 +390,7 @@ int launch_start(struct core *core, struct core_task *task, char *why, size_t si
     {
         size_t n_ports = json_array_size(json_object_get(def, "portMappings"));
         if (build_argv(core, task, def, &argvs[i]) < 0 ||
-            build_env(core, task, def, n_ports ? port_index : -1, &envs[i]) < 0)
+            launch_build_env(core, task, def, n_ports ? port_index : -1, false, &envs[i]) < 0)
             failed = 1;
         port_index += (int)n_ports;
         rc[i] = (struct runner_container){
@@ -412,15 +413,51 @@ int launch_start(struct core *core, struct core_task *task, char *why, size_t si
             task->containers[k].running = true;
             launch_watch(core, &task->containers[k]);
         }
-        strings_free(&argvs[k]);
-        strings_free(&envs[k]);
+        launch_strings_free(&argvs[k]);
+        launch_strings_free(&envs[k]);
     }
-    if (result < 0)
+    return result;
+}
+
+int launch_start(struct core *core, struct core_task *task, char *why, size_t size)
+{
+    int rc = launch_is_docker(task) ? launch_docker_start(core, task, why, size)
+                                    : start_processes(core, task, why, size);
+    if (rc < 0)
         return -1;
+    int64_t now = clock_wall_ms();
+    for (int i = 0; i < task->n_containers; i++) {
+        task->containers[i].health.started_ms = now;
+        if (!launch_is_docker(task))
+            health_start(core, task, i); /* dockerd probes its own containers */
+    }
     set_bindings(task);
     set_targets(core, task);
     task->dirty = true;
     return 0;
+}
+
+bool launch_is_docker(const struct core_task *task)
+{
+    return strcmp(jstr(task->doc, "launchType"), "DOCKER") == 0;
+}
+
+void launch_signal(struct core *core, struct core_task *task, struct task_container *c, int sig)
+{
+    if (launch_is_docker(task)) {
+        launch_docker_signal(core, task, c, sig);
+        return;
+    }
+    runner_signal(c->pid, sig);
+}
+
+void launch_done(struct core *core, struct core_task *task)
+{
+    for (int i = 0; i < task->n_containers; i++)
+        health_stop(core, task, i);
+    if (launch_is_docker(task))
+        launch_docker_done(core, task);
+    runner_task_done(&core->runner, task->id);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)

@@ -265,25 +265,28 @@ static void reconcile_service(struct core *core, struct core_service *svc)
 
 /* --- tasks --- */
 
-static void container_exited(struct core_task *task, struct task_container *c, int status)
+void scheduler_container_exited(struct core_task *task, struct task_container *c, int exit_code,
+                                const char *reason)
 {
+    if (!c->running)
+        return;
     c->running = false;
-    c->has_exit_code = true;
-    c->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    c->has_exit_code = exit_code >= 0;
+    c->exit_code = exit_code;
+    health_stop(task->core, task, (int)(c - task->containers));
     json_t *doc =
         json_array_get(json_object_get(task->doc, "containers"), (size_t)(c - task->containers));
-    json_object_set_new(doc, "exitCode", json_integer(c->exit_code));
+    if (exit_code >= 0)
+        json_object_set_new(doc, "exitCode", json_integer(exit_code));
     json_object_set_new(doc, "lastStatus", json_string("STOPPED"));
-    if (WIFSIGNALED(status)) {
-        char reason[64];
-        snprintf(reason, sizeof reason, "killed by signal %d", WTERMSIG(status));
+    if (reason)
         json_object_set_new(doc, "reason", json_string(reason));
-    }
     task->dirty = true;
-    log_info("task %s: container %s (pid %d) exited with %d", task->id, c->name, (int)c->pid,
-             c->exit_code);
+    log_info("task %s: container %s exited with %d%s%s", task->id, c->name, exit_code,
+             reason ? ": " : "", reason ? reason : "");
     /* the rest of the group (a shell's children) goes with it */
-    runner_signal(c->pid, SIGKILL);
+    if (!launch_is_docker(task))
+        launch_signal(task->core, task, c, SIGKILL);
     if (c->essential) {
         /* its targets go at once, even when it was already being drained */
         task->no_drain = true;
@@ -301,7 +304,14 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     (void)revents;
     ev_child_stop(loop, w);
     struct task_container *c = w->data;
-    container_exited(c->task, c, w->rstatus);
+    c->watched = false;
+    int status = w->rstatus;
+    char reason[64];
+    if (WIFSIGNALED(status))
+        snprintf(reason, sizeof reason, "killed by signal %d", WTERMSIG(status));
+    scheduler_container_exited(c->task, c,
+                               WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                               WIFSIGNALED(status) ? reason : NULL);
 }
 
 void launch_watch(struct core *core, struct task_container *c)
@@ -324,7 +334,7 @@ static void signal_all(struct core_task *task, int sig)
 {
     for (int i = 0; i < task->n_containers; i++)
         if (task->containers[i].running)
-            runner_signal(task->containers[i].pid, sig);
+            launch_signal(task->core, task, &task->containers[i], sig);
 }
 
 static void placement_failed(struct core *core, struct core_task *task, const char *resource)
@@ -374,7 +384,7 @@ static void finish_task(struct core *core, struct core_task *task)
     for (int k = 0; k < task->n_targets; k++)
         targets_deregister(core, &task->targets[k]); /* normally done already */
     launch_release(core, task);
-    runner_task_done(&core->runner, task->id);
+    launch_done(core, task);
     task_set_status(task, TASK_STOPPED);
     task->stopped_at_ms = clock_wall_ms();
 }

@@ -74,10 +74,12 @@ static json_t *task_record(struct core_task *t)
     json_t *rt = json_object();
     json_t *pids = json_array(), *ports = json_array(), *targets = json_array();
     for (int i = 0; i < t->n_containers; i++)
-        json_array_append_new(pids, json_pack("{s:s, s:I, s:I, s:b}", "name", t->containers[i].name,
-                                              "pid", (json_int_t)t->containers[i].pid, "startTicks",
-                                              (json_int_t)t->containers[i].start_ticks, "running",
-                                              t->containers[i].running));
+        json_array_append_new(
+            pids, json_pack("{s:s, s:I, s:I, s:b, s:s, s:I}", "name", t->containers[i].name, "pid",
+                            (json_int_t)t->containers[i].pid, "startTicks",
+                            (json_int_t)t->containers[i].start_ticks, "running",
+                            t->containers[i].running, "dockerId", t->containers[i].docker_id,
+                            "startedMs", (json_int_t)t->containers[i].health.started_ms));
     for (int i = 0; i < t->n_ports; i++)
         json_array_append_new(ports, json_integer(t->host_ports[i]));
     for (int i = 0; i < t->n_targets; i++)
@@ -90,6 +92,10 @@ static json_t *task_record(struct core_task *t)
     json_object_set_new(rt, "targets", targets);
     json_object_set_new(rt, "service", json_string(t->service));
     json_object_set_new(rt, "placed", json_boolean(t->placed));
+    /* wall-clock deadlines, so a restarted core keeps draining and stopping on time */
+    json_object_set_new(rt, "drainDeadlineMs", json_integer(t->drain_deadline_ms));
+    json_object_set_new(rt, "killAtMs", json_integer(t->kill_at_ms));
+    json_object_set_new(rt, "noDrain", json_boolean(t->no_drain));
     json_object_set_new(doc, "_gantry", rt);
     return doc;
 }

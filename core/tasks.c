@@ -164,6 +164,7 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
         json_t *stop = json_object_get(def, "stopTimeout");
         c->stop_timeout_ms = json_is_integer(stop) ? json_integer_value(stop) * 1000
                                                    : core->cfg->core.stop_timeout_ms;
+        c->pidfd = -1;
         c->task = task;
     }
     task->last = TASK_PROVISIONING;
@@ -256,6 +257,9 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
         c->pid = (pid_t)json_integer_value(json_object_get(p, "pid"));
         c->start_ticks = (uint64_t)json_integer_value(json_object_get(p, "startTicks"));
         c->running = json_is_true(json_object_get(p, "running"));
+        snprintf(c->docker_id, sizeof c->docker_id, "%s", jstr(p, "dockerId"));
+        c->health.started_ms = json_integer_value(json_object_get(p, "startedMs"));
+        c->pidfd = -1;
         c->task = task;
     }
     json_t *targets = json_object_get(rt, "targets");
@@ -276,6 +280,9 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
             task->host_ports[task->n_ports++] = (int)json_integer_value(p);
     }
     task->placed = json_is_true(json_object_get(rt, "placed"));
+    task->drain_deadline_ms = json_integer_value(json_object_get(rt, "drainDeadlineMs"));
+    task->kill_at_ms = json_integer_value(json_object_get(rt, "killAtMs"));
+    task->no_drain = json_is_true(json_object_get(rt, "noDrain"));
     if (task->last == TASK_STOPPED)
         task->stopped_at_ms =
             (int64_t)(json_number_value(json_object_get(doc, "stoppedAt")) * 1000);
@@ -369,15 +376,14 @@ int launch_type_param(json_t *in, const json_t *td, const char **out, struct api
         return -1;
     if (!lt)
         lt = taskdef_default_launch_type(td); /* DOCKER for a FARGATE/EC2-only definition */
-    if (strcmp(lt, "PROCESS") == 0) {
-        *out = "PROCESS";
+    if (strcmp(lt, "PROCESS") == 0 || strcmp(lt, "DOCKER") == 0) {
+        *out = strcmp(lt, "PROCESS") == 0 ? "PROCESS" : "DOCKER";
         return 0;
     }
-    if (strcmp(lt, "DOCKER") == 0 || strcmp(lt, "EC2") == 0 || strcmp(lt, "FARGATE") == 0 ||
-        strcmp(lt, "EXTERNAL") == 0)
+    if (strcmp(lt, "EC2") == 0 || strcmp(lt, "FARGATE") == 0 || strcmp(lt, "EXTERNAL") == 0)
         return api_fail(err, "InvalidParameterException",
-                        "launchType %s: this gantry-core runs tasks as processes (PROCESS); the "
-                        "DOCKER launch type is not available yet",
+                        "launchType %s: gantry-core runs tasks as processes (PROCESS) or Docker "
+                        "containers (DOCKER)",
                         lt);
     return api_fail(err, "InvalidParameterException",
                     "launchType: '%.32s' is not one of PROCESS, DOCKER, EC2, FARGATE, EXTERNAL",
