@@ -81,6 +81,17 @@ $(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(EXTRA_LIBS_$(1))
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
 
+# The demo workload linked statically: the whole root filesystem of the DOCKER tests' image
+# (`docker import` of a tarball holding it alone: no registry is reachable). Release builds only:
+# sanitizers do not link statically, so `make asan`'s tests use (or build) the release one.
+ifeq ($(BUILD),release)
+all: $(BINDIR)/gantry-demo-app-static
+$(BINDIR)/gantry-demo-app-static: $(patsubst %.c,$(O)/%.o,$(wildcard demo/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -static $^ -lev -lyaml -ljansson -lhiredis -lm -lpthread -o $@ 2>$(O)/static-link.log \
+	  || { cat $(O)/static-link.log; exit 1; }
+endif
+
 define component_lib_rule
 $(O)/lib$(1).a: $(patsubst %.c,$(O)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
 	@rm -f $$@

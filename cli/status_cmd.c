@@ -1,5 +1,6 @@
 #include "cli/status_cmd.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,7 +27,7 @@ enum {
     KEY_MAX = 1024, /* a longer name is not looked up: its data shows as "?" */
     EVENTS_SHOWN = 5,
     SHORT_ID = 8, /* as docker shows container ids */
-    TABLE_COLS_MAX = 6,
+    TABLE_COLS_MAX = 8,
     DAY_SECONDS = 86400,
 };
 
@@ -119,6 +120,7 @@ static void table_add(struct table *t, const char *const *row)
 
 static void table_init(struct table *t, int cols, const char *const *heads)
 {
+    assert(cols <= TABLE_COLS_MAX);
     memset(t, 0, sizeof *t);
     t->cols = cols;
     table_add(t, heads);
@@ -572,6 +574,24 @@ static const char *taskdef_text(const json_t *doc, char *out)
     return esc(p, strlen(p), NAME_SHOWN, out, NAME_ESCAPED);
 }
 
+/* The primary deployment's rolloutState, with the number of older deployments still running
+ * down during a rolling update: "COMPLETED", "IN_PROGRESS +1", "FAILED +1". */
+static const char *rollout_text(const json_t *doc, char *out)
+{
+    const json_t *deployments = json_object_get(doc, "deployments");
+    const json_t *primary = json_array_get(deployments, 0);
+    if (!primary)
+        return "-";
+    char state[NAME_ESCAPED];
+    member_text(primary, "rolloutState", state);
+    size_t older = json_array_size(deployments) - 1;
+    if (older)
+        snprintf(out, NAME_ESCAPED, "%.60s +%zu", state, older);
+    else
+        snprintf(out, NAME_ESCAPED, "%.60s", state);
+    return out;
+}
+
 /* gantry-lb's group name in a target group ARN (arn:...:targetgroup/NAME/ID), as gantry-core
  * reads it, or the plain name. */
 static const char *group_text(const json_t *arn, char *out)
@@ -798,10 +818,11 @@ static void print_events(const struct service_view *svc, time_t now)
 static void print_service(struct status *st, const struct cluster_view *c,
                           const struct service_view *svc)
 {
-    static const char *const heads[] = {"SERVICE",         "CLUSTER",
-                                        "STATUS",          "DESIRED/RUNNING/PENDING",
-                                        "TASK DEFINITION", "LOAD BALANCERS"};
-    char name[NAME_ESCAPED], cluster[NAME_ESCAPED], status[NAME_ESCAPED], taskdef[NAME_ESCAPED];
+    static const char *const heads[] = {
+        "SERVICE",         "CLUSTER", "STATUS",        "DESIRED/RUNNING/PENDING",
+        "TASK DEFINITION", "ROLLOUT", "LOAD BALANCERS"};
+    char name[NAME_ESCAPED], cluster[NAME_ESCAPED], status[NAME_ESCAPED], taskdef[NAME_ESCAPED],
+        rollout[NAME_ESCAPED];
     struct text counts = {.len = 0}, lbs = {.len = 0};
     const json_t *desired = json_object_get(svc->doc, "desiredCount");
     if (json_is_integer(desired))
@@ -818,9 +839,10 @@ static void print_service(struct status *st, const struct cluster_view *c,
                          member_text(svc->doc, "status", status),
                          counts.s,
                          taskdef_text(svc->doc, taskdef),
+                         svc->doc ? rollout_text(svc->doc, rollout) : "?",
                          lbs.s};
     struct table table;
-    table_init(&table, 6, heads);
+    table_init(&table, 7, heads);
     table_add(&table, row);
     printf("\n");
     table_print(&table, "");

@@ -57,6 +57,7 @@ int procfs_parse_stat(const char *text, struct proc_stat *out)
     const char *p = strrchr(text, ')');
     if (!p || p[1] != ' ' || !p[2])
         return -1;
+    out->state = p[2];
     p += 3; /* past ") " and the one-letter state (field 3) */
     /* Fields 4 to 24: ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
      * stime cutime cstime priority nice num_threads itrealvalue starttime vsize rss. */

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct proc_stat {
+    char state; /* field 3: 'R', 'S', ... 'Z' for a zombie (exited, not yet reaped) */
     pid_t pgrp;
     uint64_t start_ticks; /* field 22: clock ticks after boot */
     /* utime + stime + cutime + cstime, in clock ticks: the process's own time and that of the

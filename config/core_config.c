@@ -51,6 +51,10 @@ static const struct cfg_key core_keys[] = {
      .max_items = 100,
      .help = "services in ECS's CreateService format (cluster, serviceName, taskDefinition, "
              "desiredCount, loadBalancers), created at start or updated to this"},
+    {"scheduled_tasks", CFG_LIST, offsetof(struct config_core, scheduled_tasks), NULL,
+     LIST_OF(CFG_JSON), .max_items = 100,
+     .help = "tasks run on a schedule (name, scheduleExpression rate()/cron()/at(), timezone, "
+             "state, and RunTask's cluster, taskDefinition, count, launchType, overrides)"},
 };
 
 static bool valid_name(const char *s)

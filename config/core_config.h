@@ -28,6 +28,7 @@ struct config_core {
     struct cfg_list clusters;         /* const char * */
     struct cfg_list task_definitions; /* struct cfg_json: RegisterTaskDefinition inputs */
     struct cfg_list services;         /* struct cfg_json: CreateService inputs */
+    struct cfg_list scheduled_tasks;  /* struct cfg_json: name, scheduleExpression, RunTask's */
 };
 
 extern const struct cfg_section core_config_section;

@@ -31,8 +31,9 @@ static inline const char *jstr(const json_t *obj, const char *key)
 }
 
 /* CORE_MAX_TARGETS: ECS's limit of load balancers (target groups) per service.
- * CORE_STARTS_PER_PASS: tasks one reconcile pass starts before it lets the loop serve the API
- * (starting 1,000 tasks in one pass kept the API silent for seconds). */
+ * CORE_STARTS_PER_PASS, CORE_START_BUDGET_MS: tasks one reconcile pass starts, and the time it
+ * spends starting them, before it lets the loop serve the API (starting 1,000 tasks in one pass
+ * kept the API silent for seconds; a DOCKER task takes ~130 ms of dockerd's time to start). */
 enum {
     TASK_FAILURE_WINDOW_MS = 10000,
     SERVICE_FAILURES_BEFORE_BACKOFF = 3,
@@ -43,6 +44,7 @@ enum {
     CORE_MAX_PENDING_EVENTS = 2000,
     CORE_MAX_TARGETS = 5,
     CORE_STARTS_PER_PASS = 16,
+    CORE_START_BUDGET_MS = 300,
 };
 
 /* ECS's task statuses, in lifecycle order. */
@@ -86,6 +88,10 @@ struct task_target {
     char group_arn[512]; /* as the service names it, for events */
     char addr[64];
     bool registered;
+    /* gantry-lb's view (gantry:health:GROUP), read each pass: "" (none yet), "initial",
+     * "healthy", "unhealthy", ...; since: the lb's time of the last change (Unix ms) */
+    char health[16];
+    int64_t health_since_ms;
 };
 
 struct core_task {
@@ -130,7 +136,8 @@ struct core_service {
     bool dirty;
 };
 
-struct docker; /* core/docker.h: the Docker Engine client (NULL until a DOCKER task needs it) */
+struct core_scheduled; /* core/scheduled.c: one configured scheduled task */
+struct docker; /* common/docker.h: the Docker Engine client (NULL until a DOCKER task needs it) */
 
 struct core {
     struct ev_loop *loop;
@@ -148,6 +155,8 @@ struct core {
     json_t *taskdefs;  /* family -> array of TaskDefinition, index revision-1 */
     struct core_service *services;
     struct core_task *tasks;
+    struct core_scheduled *scheduled; /* array of n_scheduled */
+    size_t n_scheduled;
     json_t *pending_deletes; /* [key, field] pairs to HDEL from Redis, [key] to DEL */
     json_t *pending_events;  /* [key, event JSON text] pairs to LPUSH */
     int instance_cpu;        /* units */
@@ -245,6 +254,9 @@ void scheduler_reconcile(struct core *core);
  * lost), with an optional reason for the container's document. */
 void scheduler_container_exited(struct core_task *task, struct task_container *c, int exit_code,
                                 const char *reason);
+/* A task of a service failed its health checks: counted by its deployment's circuit breaker
+ * (`what` completes "tasks ...", e.g. "failed container health checks"). */
+void scheduler_task_failed(struct core_task *task, const char *what);
 /* Counts for Describe*: tasks of a service (or a cluster when svc is NULL) by lastStatus. */
 void scheduler_counts(struct core *core, const char *cluster, const char *service, int *running,
                       int *pending);

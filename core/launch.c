@@ -114,6 +114,17 @@ int launch_place(struct core *core, struct core_task *task, char *resource, size
     return 0;
 }
 
+void launch_account(struct core *core, struct core_task *task)
+{
+    if (!task->placed)
+        return;
+    core->used_cpu += task->cpu;
+    core->used_memory_mib += task->memory_mib;
+    for (int i = 0; i < task->n_ports; i++)
+        if (task->host_ports[i] > 0 && task->host_ports[i] < 65536)
+            port_mark(core, task->host_ports[i], true);
+}
+
 void launch_release(struct core *core, struct core_task *task)
 {
     if (!task->placed)
@@ -448,7 +459,9 @@ void launch_signal(struct core *core, struct core_task *task, struct task_contai
         launch_docker_signal(core, task, c, sig);
         return;
     }
-    runner_signal(c->pid, sig);
+    /* a re-adopted process is signalled only while its pid is still that process */
+    if (!c->adopted || runner_is_ours(c->pid, c->start_ticks))
+        runner_signal(c->pid, sig);
 }
 
 void launch_done(struct core *core, struct core_task *task)

@@ -17,6 +17,11 @@ void launch_release(struct core *core, struct core_task *task);
 int launch_start(struct core *core, struct core_task *task, char *why, size_t size);
 /* The container's runtime watcher: started for each container launch_start() started. */
 void launch_watch(struct core *core, struct task_container *c);
+/* A PROCESS container of a task a previous gantry-core started, still running (runner_is_ours):
+ * watched through a pidfd from now on. */
+void launch_adopt(struct core *core, struct task_container *c);
+/* A task read back from Redis holds resources (placed): counted as used again. */
+void launch_account(struct core *core, struct core_task *task);
 
 /* A container's argv or environment under construction (NULL-terminated items, owned). */
 enum { LAUNCH_MAX_STRINGS = 512 };

@@ -15,6 +15,7 @@
 #include "core/bootstrap.h"
 #include "core/core.h"
 #include "core/launch.h"
+#include "core/scheduled.h"
 #include "core/targets.h"
 
 /* Under `gantry up`'s default stop timeout (10 s), so the core finishes its tasks itself. */
@@ -29,32 +30,55 @@ struct core_main {
     int64_t shutdown_deadline_ms;
 };
 
-/* Tasks a previous gantry-core left: this version does not re-adopt them, so their processes
- * (those whose pid still has the recorded start time: never an unrelated process) are killed, their
- * targets deregistered, and the tasks STOPPED; their services start replacements. */
-static void retire_previous_tasks(struct core *core)
+static bool owned_by_a_task(void *ctx, const char *task_id, const char *container, pid_t pid)
 {
+    struct core *core = ctx;
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        if (strcmp(t->id, task_id) != 0 || t->last == TASK_STOPPED)
+            continue;
+        for (int i = 0; i < t->n_containers; i++)
+            if (t->containers[i].running && t->containers[i].pid == pid &&
+                strcmp(t->containers[i].name, container) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Tasks a previous gantry-core left running (it was killed, or crashed): their processes are
+ * re-adopted when they are still the ones it started (pid and start time: a reused pid is never
+ * touched), those that died meanwhile are noticed (the scheduler replaces their tasks), and
+ * processes it started but never recorded are killed. DOCKER containers are found again by
+ * their labels in the scheduler's first pass (launch_docker_poll). */
+static void adopt_previous_tasks(struct core *core)
+{
+    runner_kill_orphans(core->run_dir, owned_by_a_task, core);
+    int adopted = 0, lost = 0;
     for (struct core_task *t = core->tasks; t; t = t->next) {
         if (t->last == TASK_STOPPED)
             continue;
+        launch_account(core, t);
+        if (launch_is_docker(t))
+            continue;
         for (int i = 0; i < t->n_containers; i++) {
             struct task_container *c = &t->containers[i];
-            if (runner_is_ours(c->pid, c->start_ticks))
-                runner_signal(c->pid, SIGKILL);
-            c->running = false;
+            if (!c->running)
+                continue;
+            if (runner_is_ours(c->pid, c->start_ticks)) {
+                launch_adopt(core, c);
+                if (t->last == TASK_RUNNING)
+                    health_start(core, t, i);
+                adopted++;
+                continue;
+            }
+            c->adopted = true; /* its pid may be anyone's now: never signalled */
+            scheduler_container_exited(t, c, -1, "exited while gantry-core was not running");
+            lost++;
         }
-        for (int k = 0; k < t->n_targets; k++) {
-            t->targets[k].registered = true; /* whatever was recorded: make sure it is gone */
-            targets_deregister(core, &t->targets[k]);
-        }
-        task_request_stop(t, "gantry-core restarted; the task was not re-adopted",
-                          "ServiceSchedulerInitiated");
-        t->placed = false;
-        runner_task_done(&core->runner, t->id);
-        task_set_status(t, TASK_STOPPED);
-        t->stopped_at_ms = clock_wall_ms();
-        log_warn("task %s of a previous gantry-core stopped", t->id);
     }
+    if (adopted || lost)
+        log_info("re-adopted %d running container process(es) of an earlier gantry-core; %d had "
+                 "exited meanwhile",
+                 adopted, lost);
 }
 
 static void model_clear(struct core *core);
@@ -98,7 +122,7 @@ static void on_shutdown_tick(struct ev_loop *loop, ev_timer *w, int revents)
         for (struct core_task *t = core->tasks; t; t = t->next)
             for (int i = 0; i < t->n_containers; i++)
                 if (t->containers[i].running)
-                    runner_signal(t->containers[i].pid, SIGKILL);
+                    launch_signal(core, t, &t->containers[i], SIGKILL);
     }
     ev_timer_stop(loop, w);
     ev_break(loop, EVBREAK_ALL);
@@ -136,7 +160,8 @@ static int load_config(struct gantry_config *cfg, const struct daemon_args *args
     if (config_load_args(cfg, args, errors) < 0 ||
         config_addr_override(errors, "--listen", args->listen, &cfg->core.listen) < 0)
         return -1;
-    return bootstrap_validate(&cfg->core, errors);
+    int rc = bootstrap_validate(&cfg->core, errors);
+    return scheduled_validate(&cfg->core, errors) < 0 ? -1 : rc;
 }
 
 static void on_reload(void *arg)
@@ -159,6 +184,7 @@ static void on_reload(void *arg)
     free(next);
     m->core.cfg = &m->cfg;
     bootstrap_apply(&m->core);
+    scheduled_apply(&m->core);
     if (store_flush(&m->core) < 0)
         log_warn("state store: %s", m->core.redis.error);
     core_kick(&m->core);
@@ -219,6 +245,7 @@ static void model_clear(struct core *core)
 static void core_free(struct core *core)
 {
     model_clear(core);
+    scheduled_free(core);
     json_decref(core->clusters);
     json_decref(core->instances);
     json_decref(core->taskdefs);
@@ -232,8 +259,9 @@ static int run(struct core_main *m)
     struct core *core = &m->core;
     if (core_init(m) < 0 || load_state(core) < 0)
         return 1;
-    retire_previous_tasks(core);
+    adopt_previous_tasks(core);
     bootstrap_apply(core);
+    scheduled_apply(core);
     if (store_flush(core) < 0)
         log_warn("state store: %s", core->redis.error);
     char why[256];
@@ -250,6 +278,7 @@ static int run(struct core_main *m)
     log_info("ECS API on %s", url);
     daemon_ready(ready, 1);
     ev_run(core->loop, 0);
+    launch_docker_close(core);
     if (store_flush(core) < 0)
         log_warn("state store: the last state was not written: %s", core->redis.error);
     log_info("stopped");

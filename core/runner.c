@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -869,6 +870,21 @@ static int prepare(struct runner *r, const char *task_id, const char *task_dir,
     return task_cgroup_create(r->mode, cg, limits, why, why_size);
 }
 
+/* DIR/NAME.pid holds "PID START_TICKS": written before gantry-core records the task in Redis,
+ * so a core killed in between still finds the process at its next start (runner_kill_orphans). */
+static void write_pid_file(const char *task_dir, const struct runner_container *c)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], text[64];
+    snprintf(path, sizeof path, "%s/%s.pid", task_dir, c->name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int len = snprintf(text, sizeof text, "%ld %" PRIu64 "\n", (long)c->pid, c->start_ticks);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, (size_t)len) != len || rename(tmp, path) != 0)
+        log_warn("runner: cannot write %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 int runner_start(struct runner *r, const char *task_id, const char *task_dir,
                  const struct runner_limits *limits, struct runner_container *containers,
                  int n_containers, char *why, size_t why_size)
@@ -893,8 +909,11 @@ int runner_start(struct runner *r, const char *task_id, const char *task_dir,
     while (started < n_containers && start_container(&l, &containers[started], why, why_size) == 0)
         started++;
     close(l.null_fd);
-    if (started == n_containers)
+    if (started == n_containers) {
+        for (int i = 0; i < n_containers; i++)
+            write_pid_file(task_dir, &containers[i]);
         return 0;
+    }
     log_debug("runner: task %s: %s", task_id, why);
     stop_started(&cg, containers, started);
     return -1;
@@ -928,8 +947,80 @@ uint64_t runner_start_ticks(pid_t pid)
 
 bool runner_is_ours(pid_t pid, uint64_t start_ticks)
 {
-    /* the same process (not a reused pid) and still the leader of the group we made for it */
+    /* the same process (not a reused pid), still the leader of the group we made for it, and
+     * alive: a container re-adopted after a restart is no child of ours, and when it exits it
+     * stays a zombie until its new parent reaps it (a container's PID 1 may never do so) */
     struct proc_stat st;
     return pid > 1 && start_ticks && procfs_read_stat(pid, &st) == 0 &&
-           st.start_ticks == start_ticks && st.pgrp == pid;
+           st.start_ticks == start_ticks && st.pgrp == pid && st.state != 'Z' && st.state != 'X';
+}
+
+int runner_pidfd(pid_t pid, uint64_t start_ticks)
+{
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return -1;
+    /* checked after the open: the fd now pins this very process, whatever the pid becomes */
+    if (!runner_is_ours(pid, start_ticks)) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#else
+    (void)pid;
+    (void)start_ticks;
+    return -1;
+#endif
+}
+
+static void kill_if_orphan(const char *task_dir, const char *task_id, const char *file,
+                           runner_owned_fn owned, void *ctx)
+{
+    char path[PATH_MAX], text[64], name[256];
+    size_t len = strlen(file);
+    if (len <= 4 || len - 4 >= sizeof name || strcmp(file + len - 4, ".pid") != 0)
+        return;
+    memcpy(name, file, len - 4);
+    name[len - 4] = '\0';
+    int n = snprintf(path, sizeof path, "%s/%s", task_dir, file);
+    if (n < 0 || (size_t)n >= sizeof path || procfs_read_file(path, text, sizeof text) <= 0)
+        return;
+    long pid = 0;
+    uint64_t ticks = 0;
+    if (sscanf(text, "%ld %" SCNu64, &pid, &ticks) != 2 || pid <= 1 ||
+        !runner_is_ours((pid_t)pid, ticks) || owned(ctx, task_id, name, (pid_t)pid))
+        return;
+    log_warn("runner: process %ld (task %s, container %s) belongs to no task gantry-core knows: "
+             "killed",
+             pid, task_id, name);
+    runner_signal((pid_t)pid, SIGKILL);
+}
+
+int runner_kill_orphans(const char *run_dir, runner_owned_fn owned, void *ctx)
+{
+    char tasks_dir[PATH_MAX];
+    snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", run_dir);
+    DIR *d = opendir(tasks_dir);
+    if (!d)
+        return 0;
+    int seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!valid_component(e->d_name))
+            continue;
+        char task_dir[PATH_MAX];
+        int n = snprintf(task_dir, sizeof task_dir, "%s/%s", tasks_dir, e->d_name);
+        DIR *td = n > 0 && (size_t)n < sizeof task_dir ? opendir(task_dir) : NULL;
+        if (!td)
+            continue;
+        struct dirent *f;
+        while ((f = readdir(td)))
+            kill_if_orphan(task_dir, e->d_name, f->d_name, owned, ctx);
+        closedir(td);
+        seen++;
+    }
+    closedir(d);
+    return seen;
 }

@@ -65,4 +65,16 @@ uint64_t runner_start_ticks(pid_t pid);
  * time, and the leader of its own process group (so signalling the group is safe). */
 bool runner_is_ours(pid_t pid, uint64_t start_ticks);
 
+/* A pidfd for a container process started by an earlier gantry-core (no child of this one: its
+ * exit cannot be waited for), or -1 (it is not ours, or the kernel has no pidfd_open: poll
+ * runner_is_ours instead). The fd becomes readable when the process exits. */
+int runner_pidfd(pid_t pid, uint64_t start_ticks);
+
+/* runner_start leaves DIR/NAME.pid per container. At start, every such file under
+ * run_dir/tasks whose process is still ours (same start time, its own group) and that `owned`
+ * does not claim is killed (its group, SIGKILL): a core killed between starting a task and
+ * recording it must not leave it running unseen. Returns the task directories looked at. */
+typedef bool (*runner_owned_fn)(void *ctx, const char *task_id, const char *container, pid_t pid);
+int runner_kill_orphans(const char *run_dir, runner_owned_fn owned, void *ctx);
+
 #endif

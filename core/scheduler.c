@@ -16,24 +16,10 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "core/deploy.h"
 #include "core/launch.h"
+#include "core/scheduled.h"
 #include "core/targets.h"
-
-/* Per service and pass: what happened, for ECS-style aggregated events. */
-struct pass_events {
-    char started[1024];
-    int n_started;
-    char stopped[1024];
-    int n_stopped;
-};
-
-static void note_task(char *list, size_t size, int *count, const char *id)
-{
-    size_t used = strlen(list);
-    if (used + CORE_ID_LEN + 10 < size)
-        snprintf(list + used, size - used, "%s(task %s)", used ? " " : "", id);
-    (*count)++;
-}
 
 static bool is_service_task(const struct core_task *t, const struct core_service *svc)
 {
@@ -56,25 +42,6 @@ void scheduler_counts(struct core *core, const char *cluster, const char *servic
 
 /* --- services --- */
 
-/* Which task to stop first when scaling in: one not yet running, else the newest. */
-static struct core_task *pick_victim(struct core *core, struct core_service *svc)
-{
-    struct core_task *best = NULL;
-    double best_created = -1;
-    for (struct core_task *t = core->tasks; t; t = t->next) {
-        if (!is_service_task(t, svc) || t->desired != TASK_RUNNING)
-            continue;
-        if (t->last < TASK_RUNNING)
-            return t;
-        double created = json_number_value(json_object_get(t->doc, "createdAt"));
-        if (created > best_created) {
-            best = t;
-            best_created = created;
-        }
-    }
-    return best;
-}
-
 /* A task of the service failed to start or died young: count it, and past a few in a row make
  * the service wait before it starts more (1 s, doubling up to a minute), as ECS's throttle does
  * for a task definition that cannot run. */
@@ -90,11 +57,7 @@ static void note_failure(struct core *core, struct core_task *task)
         svc->failures = 0; /* it ran a good while: a crash, not a task that cannot start */
         return;
     }
-    json_t *primary = json_array_get(json_object_get(svc->doc, "deployments"), 0);
-    json_object_set_new(
-        primary, "failedTasks",
-        json_integer(json_integer_value(json_object_get(primary, "failedTasks")) + 1));
-    svc->dirty = true;
+    deploy_task_failed(core, svc, task, "failed to start");
     if (++svc->failures <= SERVICE_FAILURES_BEFORE_BACKOFF)
         return;
     int shift = svc->failures - SERVICE_FAILURES_BEFORE_BACKOFF - 1;
@@ -103,6 +66,14 @@ static void note_failure(struct core *core, struct core_task *task)
     service_event(core, svc,
                   "is unable to consistently start tasks successfully. For more information, see "
                   "the Troubleshooting section of the Amazon ECS Developer Guide.");
+}
+
+void scheduler_task_failed(struct core_task *task, const char *what)
+{
+    struct core_service *svc =
+        task->service[0] ? service_find(task->core, task->cluster, task->service) : NULL;
+    if (svc && svc->active)
+        deploy_task_failed(task->core, svc, task, what);
 }
 
 /* A task of the service has run past the failure window: the service starts freely again. */
@@ -116,38 +87,6 @@ static void clear_failures(struct core *core, struct core_service *svc)
             svc->failures = 0;
             svc->next_start_ms = 0;
         }
-    }
-}
-
-static void scale(struct core *core, struct core_service *svc, struct pass_events *ev)
-{
-    int64_t want = svc->active ? json_integer_value(json_object_get(svc->doc, "desiredCount")) : 0;
-    int64_t have = 0;
-    for (struct core_task *t = core->tasks; t; t = t->next)
-        have += is_service_task(t, svc) && t->desired == TASK_RUNNING;
-    const char *deployment = json_string_value(
-        json_object_get(json_array_get(json_object_get(svc->doc, "deployments"), 0), "id"));
-    char started_by[128];
-    snprintf(started_by, sizeof started_by, "%s", deployment ? deployment : "ecs-svc");
-    const char *launch_type = json_string_value(json_object_get(svc->doc, "launchType"));
-    if (have < want && clock_wall_ms() < svc->next_start_ms)
-        have = want; /* backing off: the timer's next passes come back to it */
-    for (; have < want; have++) {
-        struct core_task *t = task_create(core, svc->cluster, svc->td, svc->name, started_by, NULL,
-                                          NULL, launch_type ? launch_type : "PROCESS");
-        if (!t)
-            break;
-        note_task(ev->started, sizeof ev->started, &ev->n_started, t->id);
-    }
-    for (; have > want; have--) {
-        struct core_task *t = pick_victim(core, svc);
-        if (!t)
-            break;
-        char reason[200];
-        snprintf(reason, sizeof reason, "Scaling activity initiated by (deployment %s)",
-                 started_by);
-        task_request_stop(t, reason, "ServiceSchedulerInitiated");
-        note_task(ev->stopped, sizeof ev->stopped, &ev->n_stopped, t->id);
     }
 }
 
@@ -224,19 +163,11 @@ static void check_steady(struct core *core, struct core_service *svc)
         svc->steady = false;
         return;
     }
+    deploy_settled(core, svc);
     if (svc->steady)
         return;
     svc->steady = true;
     svc->last_placement_failure[0] = '\0';
-    json_t *primary = json_array_get(json_object_get(svc->doc, "deployments"), 0);
-    if (primary && strcmp(jstr(primary, "rolloutState"), "COMPLETED") != 0) {
-        json_object_set_new(primary, "rolloutState", json_string("COMPLETED"));
-        json_object_set_new(primary, "rolloutStateReason",
-                            json_string("ECS deployment "
-                                        "completed."));
-        json_object_set_new(primary, "updatedAt", json_real(core_now()));
-        svc->dirty = true;
-    }
     service_event(core, svc, "has reached a steady state.");
 }
 
@@ -246,8 +177,9 @@ static void reconcile_service(struct core *core, struct core_service *svc)
         return;
     struct pass_events ev = {0};
     clear_failures(core, svc);
+    deploy_target_health(core, svc);
     if (!core->shutting_down)
-        scale(core, svc, &ev);
+        deploy_scale(core, svc, &ev);
     announce(core, svc, &ev);
     sync_targets(core, svc);
     if (svc->active) {
@@ -284,9 +216,15 @@ void scheduler_container_exited(struct core_task *task, struct task_container *c
     task->dirty = true;
     log_info("task %s: container %s exited with %d%s%s", task->id, c->name, exit_code,
              reason ? ": " : "", reason ? reason : "");
-    /* the rest of the group (a shell's children) goes with it */
-    if (!launch_is_docker(task))
+    /* the rest of the group (a shell's children) goes with it; a re-adopted process's pid is
+     * no longer reserved for us once it is gone: its task's cgroup is cleaned up instead */
+    if (!launch_is_docker(task) && !c->adopted)
         launch_signal(task->core, task, c, SIGKILL);
+    if (c->pidfd >= 0) {
+        ev_io_stop(task->core->loop, &c->exit_io);
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
     if (c->essential) {
         /* its targets go at once, even when it was already being drained */
         task->no_drain = true;
@@ -320,6 +258,40 @@ void launch_watch(struct core *core, struct task_container *c)
     c->child.data = c;
     ev_child_start(core->loop, &c->child);
     c->watched = true;
+}
+
+static void on_adopted_exit(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct task_container *c = w->data;
+    scheduler_container_exited(c->task, c, -1,
+                               "exited while re-adopted after a gantry-core restart (its exit "
+                               "code is unknown)");
+}
+
+void launch_adopt(struct core *core, struct task_container *c)
+{
+    c->adopted = true;
+    c->pidfd = runner_pidfd(c->pid, c->start_ticks);
+    if (c->pidfd < 0)
+        return; /* no pidfd_open: each reconcile pass looks (poll_adopted) */
+    ev_io_init(&c->exit_io, on_adopted_exit, c->pidfd, EV_READ);
+    c->exit_io.data = c;
+    ev_io_start(core->loop, &c->exit_io);
+}
+
+static void poll_adopted(struct core *core)
+{
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        for (int i = 0; i < t->n_containers; i++) {
+            struct task_container *c = &t->containers[i];
+            if (c->adopted && c->running && c->pidfd < 0 && !runner_is_ours(c->pid, c->start_ticks))
+                scheduler_container_exited(t, c, -1,
+                                           "exited while re-adopted after a gantry-core restart "
+                                           "(its exit code is unknown)");
+        }
+    }
 }
 
 static bool any_running(const struct core_task *task)
@@ -369,7 +341,9 @@ static void start_task(struct core *core, struct core_task *task)
     if (launch_start(core, task, why, sizeof why) < 0) {
         log_warn("task %s cannot start: %s", task->id, why);
         char reason[600];
-        snprintf(reason, sizeof reason, "CannotStartContainerError: %s", why);
+        /* a launch type that knows the error's ECS name gives it (CannotPullContainerError) */
+        snprintf(reason, sizeof reason, "%s%s",
+                 strncmp(why, "Cannot", 6) == 0 ? "" : "CannotStartContainerError: ", why);
         note_failure(core, task);
         task_request_stop(task, reason, "TaskFailedToStart");
         return;
@@ -500,12 +474,20 @@ void scheduler_reconcile(struct core *core)
 {
     int64_t now = clock_wall_ms();
     store_check_epoch(core);
+    launch_docker_poll(core);
+    poll_adopted(core);
+    if (!core->shutting_down)
+        scheduled_run_due(core, now);
     for (struct core_service *s = core->services; s; s = s->next)
         reconcile_service(core, s);
     int starts = 0;
-    for (struct core_task *t = core->tasks; t; t = t->next)
-        starts += task_step(core, t, now, starts < CORE_STARTS_PER_PASS);
-    if (starts >= CORE_STARTS_PER_PASS)
+    int64_t budget_end = clock_mono_ms() + CORE_START_BUDGET_MS;
+    bool may_start = true;
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        starts += task_step(core, t, now, may_start);
+        may_start = starts < CORE_STARTS_PER_PASS && clock_mono_ms() < budget_end;
+    }
+    if (!may_start)
         core_kick(core); /* the rest after the loop has served what waits */
     /* a second service pass registers what just started and notices what just stopped */
     for (struct core_service *s = core->services; s; s = s->next) {

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "core/core.h"
+#include "core/deploy.h"
 #include "core/params.h"
 
 enum { MAX_LOAD_BALANCERS = CORE_MAX_TARGETS };
@@ -83,13 +84,7 @@ json_t *service_describe(struct core *core, struct core_service *svc)
     json_object_set_new(out, "status", json_string(service_status(svc)));
     json_object_set_new(out, "runningCount", json_integer(running));
     json_object_set_new(out, "pendingCount", json_integer(pending));
-    json_t *deployments = json_object_get(out, "deployments");
-    json_t *primary = json_array_get(deployments, 0);
-    if (primary) {
-        json_object_set(primary, "desiredCount", json_object_get(out, "desiredCount"));
-        json_object_set_new(primary, "runningCount", json_integer(running));
-        json_object_set_new(primary, "pendingCount", json_integer(pending));
-    }
+    deploy_describe(core, svc, out);
     if (!svc->active)
         json_object_set_new(out, "deployments", json_array());
     json_object_set(out, "events", svc->events);
@@ -126,6 +121,26 @@ static bool container_has_port(const json_t *td, const char *container, int64_t 
         {
             if (json_integer_value(json_object_get(pm, "containerPort")) == port)
                 return true;
+        }
+    }
+    return false;
+}
+
+/* A new task definition must still have the ports the service's load balancers send to. */
+static bool lb_ports_missing(const struct core_service *svc, const json_t *td,
+                             struct api_error *err)
+{
+    size_t i;
+    json_t *lb;
+    json_array_foreach(json_object_get(svc->doc, "loadBalancers"), i, lb)
+    {
+        const char *container = jstr(lb, "containerName");
+        json_int_t port = json_integer_value(json_object_get(lb, "containerPort"));
+        if (!container_has_port(td, container, port)) {
+            api_fail(err, "InvalidParameterException",
+                     "The container %.255s did not have a container port %lld defined.", container,
+                     (long long)port);
+            return true;
         }
     }
     return false;
@@ -220,22 +235,6 @@ static json_t *deployment_config_param(json_t *in, const json_t *current, struct
     return out;
 }
 
-static json_t *new_deployment(const json_t *td, int64_t desired, const char *launch_type)
-{
-    char id[CORE_ID_LEN + 1], dep_id[64];
-    core_new_id(id);
-    snprintf(dep_id, sizeof dep_id, "ecs-svc/%.19s", id);
-    double now = core_now();
-    return json_pack("{s:s, s:s, s:O, s:I, s:i, s:i, s:i, s:f, s:f, s:s, s:s, s:s}", "id", dep_id,
-                     "status", "PRIMARY", "taskDefinition",
-                     json_object_get(td, "taskDefinitionArn"), "desiredCount", (json_int_t)desired,
-                     "pendingCount", 0, "runningCount", 0, "failedTasks", 0, "createdAt", now,
-                     "updatedAt", now, "launchType", launch_type, "rolloutState", "IN_PROGRESS",
-                     "rolloutStateReason",
-                     "ECS deployment "
-                     "in progress.");
-}
-
 static struct core_service *service_new(struct core *core, const char *cluster, const char *name)
 {
     struct core_service *svc = calloc(1, sizeof *svc);
@@ -303,7 +302,7 @@ static int create_service(struct core *core, json_t *in, const char *cluster, co
                   "loadBalancers", lbs, "serviceRegistries", "status", "ACTIVE", "desiredCount",
                   (json_int_t)desired, "launchType", launch_type, "taskDefinition",
                   json_object_get(td, "taskDefinitionArn"), "deploymentConfiguration", dc,
-                  "deployments", json_pack("[o]", new_deployment(td, desired, launch_type)),
+                  "deployments", json_pack("[o]", deploy_new_doc(td, desired, launch_type)),
                   "createdAt", core_now(), "placementConstraints", "placementStrategy",
                   "schedulingStrategy", "REPLICA", "enableECSManagedTags", 0, "propagateTags",
                   "NONE", "enableExecuteCommand", 0, "deploymentController", "type", "ECS");
@@ -328,15 +327,12 @@ static int update_service(struct core *core, struct core_service *svc, json_t *i
     if (param_int(in, "desiredCount", false, 0, 1000, &desired, err) < 0 ||
         param_bool(in, "forceNewDeployment", &force, err) < 0)
         return -1;
-    if (force)
-        return api_fail(err, "InvalidParameterException",
-                        "forceNewDeployment: rolling deployments are not available in this "
-                        "version of gantry-core");
-    if (td && !json_equal(json_object_get(td, "taskDefinitionArn"),
-                          json_object_get(svc->doc, "taskDefinition")))
-        return api_fail(err, "InvalidParameterException",
-                        "taskDefinition: changing a service's task definition (a rolling "
-                        "deployment) is not available in this version of gantry-core");
+    bool new_td = td && !json_equal(json_object_get(td, "taskDefinitionArn"),
+                                    json_object_get(svc->doc, "taskDefinition"));
+    if (new_td && strcmp(jstr(td, "status"), "ACTIVE") != 0)
+        return api_fail(err, "ClientException", "TaskDefinition is inactive");
+    if (new_td && lb_ports_missing(svc, td, err))
+        return -1;
     json_t *dc =
         deployment_config_param(in, json_object_get(svc->doc, "deploymentConfiguration"), err);
     if (!dc)
@@ -359,6 +355,8 @@ static int update_service(struct core *core, struct core_service *svc, json_t *i
         log_info("service %s/%s: desiredCount %lld -> %lld", svc->cluster, svc->name,
                  (long long)before, (long long)desired);
     }
+    if (new_td || force)
+        deploy_start(core, svc, new_td ? td : svc->td);
     svc->dirty = true;
     *out = service_describe(core, svc);
     return 0;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "core/core.h"
@@ -108,6 +109,24 @@ static json_t *container_doc(struct core *core, const char *task_arn, const json
     return c;
 }
 
+/* What the task definition says of the container named c->name: essential, stopTimeout. */
+static void container_settings(const struct core *core, const json_t *td, struct task_container *c)
+{
+    c->essential = true;
+    c->stop_timeout_ms = core->cfg->core.stop_timeout_ms;
+    size_t i;
+    json_t *def;
+    json_array_foreach(json_object_get(td, "containerDefinitions"), i, def)
+    {
+        if (strcmp(jstr(def, "name"), c->name) != 0)
+            continue;
+        c->essential = !json_is_false(json_object_get(def, "essential"));
+        json_t *stop = json_object_get(def, "stopTimeout");
+        if (json_is_integer(stop))
+            c->stop_timeout_ms = json_integer_value(stop) * 1000;
+    }
+}
+
 struct core_task *task_create(struct core *core, const char *cluster, json_t *td,
                               const char *service, const char *started_by, const char *group,
                               const json_t *overrides, const char *launch_type)
@@ -160,10 +179,7 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
         json_array_append_new(containers, container_doc(core, task_arn, def));
         struct task_container *c = &task->containers[task->n_containers++];
         snprintf(c->name, sizeof c->name, "%s", jstr(def, "name"));
-        c->essential = !json_is_false(json_object_get(def, "essential"));
-        json_t *stop = json_object_get(def, "stopTimeout");
-        c->stop_timeout_ms = json_is_integer(stop) ? json_integer_value(stop) * 1000
-                                                   : core->cfg->core.stop_timeout_ms;
+        container_settings(core, td, c);
         c->pidfd = -1;
         c->task = task;
     }
@@ -177,9 +193,16 @@ struct core_task *task_create(struct core *core, const char *cluster, json_t *td
 
 void task_free(struct core_task *task)
 {
-    for (int i = 0; i < task->n_containers; i++)
-        if (task->containers[i].watched)
-            ev_child_stop(task->core->loop, &task->containers[i].child);
+    for (int i = 0; i < task->n_containers; i++) {
+        struct task_container *c = &task->containers[i];
+        if (c->watched)
+            ev_child_stop(task->core->loop, &c->child);
+        if (c->pidfd >= 0) {
+            ev_io_stop(task->core->loop, &c->exit_io);
+            close(c->pidfd);
+        }
+        health_stop(task->core, task, i);
+    }
     json_decref(task->doc);
     json_decref(task->td);
     free(task);
@@ -258,6 +281,7 @@ void task_load(struct core *core, const char *cluster, const char *id, json_t *r
         c->start_ticks = (uint64_t)json_integer_value(json_object_get(p, "startTicks"));
         c->running = json_is_true(json_object_get(p, "running"));
         snprintf(c->docker_id, sizeof c->docker_id, "%s", jstr(p, "dockerId"));
+        container_settings(core, td, c);
         c->health.started_ms = json_integer_value(json_object_get(p, "startedMs"));
         c->pidfd = -1;
         c->task = task;

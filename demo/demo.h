@@ -1,7 +1,8 @@
 /* gantry-demo-app: the workload that tests, demos and benchmarks run as a task. One thread, one
  * libev loop, HTTP/1.1 with keep-alive and pipelining (common/http1.h parses every request).
  * main.c turns flags, environment and config into settings; server.c owns the sockets and the
- * connection state machine; respond.c decides what each request gets and writes the bytes. */
+ * connection state machine; respond.c decides what each request gets and writes the bytes;
+ * probe.c is the other mode, a one-shot health-check client (--probe). */
 #ifndef GANTRY_DEMO_DEMO_H
 #define GANTRY_DEMO_DEMO_H
 
@@ -98,5 +99,12 @@ int demo_put_text(struct demo_server *srv, struct buf *out, int status, const ch
  * most 2 iovecs pointing at static memory; returns how many it filled. */
 int demo_pattern_iov(int64_t left, struct iovec *iov);
 void demo_burn_cpu(int64_t ms);
+
+/* probe.c: the --probe mode, a container health check with no shell or curl in the image. One
+ * GET of http://HOST:PORT/PATH (path starts with '/'; host as HOST takes it, IPv6 bare or in
+ * brackets); returns the exit status: 0 for a 2xx answer within DEMO_PROBE_TIMEOUT_MS of the
+ * start, else 1 after one line on stderr saying why. */
+#define DEMO_PROBE_TIMEOUT_MS 2000
+int demo_probe(const char *host, int port, const char *path);
 
 #endif

@@ -11,23 +11,68 @@
 
 #define PROGRAM "gantry-demo-app"
 
-static const struct daemon_usage usage = {
-    .name = PROGRAM,
-    .summary = "the demo workload, a small HTTP/1.1 server for tests, demos and benchmarks",
-    .flags = DAEMON_TAKES_LISTEN,
-    .extra = "\nenvironment (overrides the config file's demo section; flags override both):\n"
-             "  PORT        port to serve on (0: any free port), on HOST\n"
-             "  HOST        address to serve on (default 127.0.0.1)\n"
-             "  BODY_SIZE   default response body size, e.g. 16k\n"
-             "  LATENCY     default delay before each response, e.g. 50ms\n"
-             "  CPU         default CPU time burnt per request, e.g. 5ms\n"
-             "  TASK_ID     identity sent in X-Task-Id (default $GANTRY_TASK_ID, else demo)\n"
-             "\nendpoints:\n"
-             "  GET /?size=1k&latency=50ms&cpu=5ms   a body of size bytes (query optional)\n"
-             "  GET /health                          200 ok, or 503 after POST /health/fail\n"
-             "  POST /health/fail, POST /health/ok   flip the health check\n"
-             "  GET|POST /echo                       the request's head and body, as received\n",
+/* The probe mode's flags (--probe PATH [--port N]), filled by on_option. */
+struct probe_args {
+    const char *path;
+    const char *port;
 };
+
+enum { PROBE_PATH_MAX = 2000 };
+
+static const struct daemon_option options[] = {
+    {"probe", true,
+     "--probe PATH          probe mode: GET http://$HOST:$PORT/PATH once, exit 0 on a 2xx\n"
+     "                        answer within 2 s, else 1 with the reason on stderr"},
+    {"port", true,
+     "--port N              with --probe: the port to probe (default $PORT, else 8080)"},
+    {NULL, false, NULL},
+};
+
+/* A path sent as is in a request line: '/' first, no spaces or control characters. */
+static bool valid_probe_path(const char *path)
+{
+    size_t n = strlen(path);
+    if (path[0] != '/' || n > PROBE_PATH_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] >= 127)
+            return false;
+    return true;
+}
+
+static int on_option(void *ctx, const struct daemon_option *option, const char *arg)
+{
+    struct probe_args *probe = ctx;
+    if (strcmp(option->name, "probe") == 0) {
+        if (!valid_probe_path(arg)) {
+            fprintf(stderr,
+                    PROGRAM ": --probe '%s': a path such as /health (starting with '/', "
+                            "no spaces)\n",
+                    arg);
+            return -1;
+        }
+        probe->path = arg;
+    } else {
+        probe->port = arg;
+    }
+    return 0;
+}
+
+#define USAGE_EXTRA                                                                                \
+    "\nenvironment (overrides the config file's demo section; flags override both):\n"             \
+    "  PORT        port to serve on (0: any free port), on HOST\n"                                 \
+    "  HOST        address to serve on (default 127.0.0.1)\n"                                      \
+    "  BODY_SIZE   default response body size, e.g. 16k\n"                                         \
+    "  LATENCY     default delay before each response, e.g. 50ms\n"                                \
+    "  CPU         default CPU time burnt per request, e.g. 5ms\n"                                 \
+    "  TASK_ID     identity sent in X-Task-Id (default $GANTRY_TASK_ID, else demo)\n"              \
+    "\nendpoints:\n"                                                                               \
+    "  GET /?size=1k&latency=50ms&cpu=5ms   a body of size bytes (query optional)\n"               \
+    "  GET /health                          200 ok, or 503 after POST /health/fail\n"              \
+    "  POST /health/fail, POST /health/ok   flip the health check\n"                               \
+    "  GET|POST /echo                       the request's head and body, as received\n"            \
+    "\nprobe mode, a container health check without a shell (HOST and PORT as above):\n"           \
+    "  gantry-demo-app --probe /health      exit 0: a 2xx answer within 2 s; 1: anything else\n"
 
 /* The environment's settings, each one only when set and not empty. */
 struct env_settings {
@@ -152,8 +197,31 @@ static int serve(const struct demo_settings *settings)
     return 0;
 }
 
+/* --probe: HOST and PORT from the environment (a task's own), --port over PORT. */
+static int probe(const struct probe_args *pa)
+{
+    const char *host = env_get("HOST"), *port_text = pa->port ? pa->port : env_get("PORT");
+    int64_t port = 8080;
+    if (port_text && (value_parse_int(port_text, &port) < 0 || port < 1 || port > 65535)) {
+        fprintf(stderr, PROGRAM ": probe: %s '%s' is invalid (expected a port from 1 to 65535)\n",
+                pa->port ? "--port" : "PORT", port_text);
+        return 1;
+    }
+    return demo_probe(host ? host : "127.0.0.1", (int)port, pa->path);
+}
+
 int main(int argc, char **argv)
 {
+    struct probe_args probe_args = {0};
+    const struct daemon_usage usage = {
+        .name = PROGRAM,
+        .summary = "the demo workload, a small HTTP/1.1 server for tests, demos and benchmarks",
+        .flags = DAEMON_TAKES_LISTEN,
+        .extra = USAGE_EXTRA,
+        .options = options,
+        .on_option = on_option,
+        .ctx = &probe_args,
+    };
     struct daemon_args args;
     int rc = daemon_args_parse(argc, argv, &usage, &args);
     if (rc != DAEMON_ARGS_GO_ON)
@@ -163,6 +231,13 @@ int main(int argc, char **argv)
                 argv[args.first_operand]);
         return 2;
     }
+    if (probe_args.port && !probe_args.path) {
+        fprintf(stderr,
+                PROGRAM ": --port goes with --probe (to serve on a port: PORT or --listen)\n");
+        return 2;
+    }
+    if (probe_args.path)
+        return probe(&probe_args);
     /* Flags and environment are checked before the config so that --check covers them too. */
     struct net_addr flag_listen;
     char why[160];

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libev-dev libhiredis-dev libcurl4-openssl-dev libyaml-dev libjansson-dev)
-# awscli: the AWS CLI v2, the acceptance client of gantry-core's ECS API.
-test_pkgs=(libcmocka-dev redis-server curl python3 procps awscli)
+# awscli: the AWS CLI v2, the acceptance client of gantry-core's ECS API. docker.io: dockerd for
+# the DOCKER launch type's tests (they start a private daemon when none runs).
+test_pkgs=(libcmocka-dev redis-server curl python3 procps awscli docker.io)
 fmt_pkgs=(clang-format)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 perf_pkgs=(wrk haproxy nginx-light procps python3)

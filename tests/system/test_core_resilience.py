@@ -17,7 +17,7 @@ def cpu_ticks(pid):
 
 
 class CoreResilienceTest(CoreTestCase):
-    def test_a_restart_with_tasks_to_retire_leaves_the_core_idle(self):
+    def test_a_restart_with_tasks_to_adopt_leaves_the_core_idle(self):
         core = self.start_core()
         core.ok("RegisterTaskDefinition", {"family": "sleeper", "containerDefinitions": [
             {"name": "main", "image": "x", "command": ["/bin/sleep", "60"], "memory": 16}]})
@@ -27,8 +27,10 @@ class CoreResilienceTest(CoreTestCase):
         core.program.signal(signal.SIGKILL)
         core.program.wait()
         core = self.start_core(name="core2.yaml")
-        wait_until(lambda: core.ok("DescribeTasks", {"tasks": [arn]})["tasks"][0]["lastStatus"]
-                   == "STOPPED", message="the old task retired")
+        wait_until(lambda: "re-adopted 1 running container process(es)" in core.program.log(),
+                   message="the old task re-adopted")
+        self.assertEqual(core.ok("DescribeTasks", {"tasks": [arn]})["tasks"][0]["lastStatus"],
+                         "RUNNING")
         # An idle watcher started before it was initialised once made every loop iteration run
         # a reconcile: 100% of a core. Idle, gantry-core uses next to nothing.
         before, started = cpu_ticks(core.program.pid), time.monotonic()

@@ -141,34 +141,6 @@ class CoreTasksTest(CoreTestCase):
                     limits["quota"] = int(f.read())
         self.assertEqual(limits, {"memory": 48 * 1024 * 1024, "quota": 25000})
 
-    def test_restart_keeps_the_state_and_replaces_tasks_it_does_not_adopt(self):
-        core = self.start_core()
-        core.ok("RegisterTaskDefinition", demo_taskdef())
-        core.ok("CreateService", {"serviceName": "web", "taskDefinition": "demo",
-                                  "desiredCount": 2})
-        core.wait_running("web", 2)
-        old = {t["taskArn"]: int(t["containers"][0]["runtimeId"]) for t in
-               core.tasks(serviceName="web")}
-        core.program.signal(signal.SIGKILL)
-        core.program.wait()
-        for pid in old.values():
-            os.kill(pid, 0)  # a crash of gantry-core does not take its tasks with it
-        core = self.start_core(name="core2.yaml")
-        core.wait_running("web", 2)
-        new = core.tasks(serviceName="web")
-        self.assertEqual(len(new), 2)
-        self.assertFalse(set(old) & {t["taskArn"] for t in new})
-        for arn in old:
-            task = self.task(core, arn)
-            self.assertEqual(task["lastStatus"], "STOPPED")
-        for pid in old.values():
-            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
-                       open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z",
-                       message="the old task's process gone")
-        self.assertEqual(core.ok("DescribeTaskDefinition", {"taskDefinition": "demo"})
-                         ["taskDefinition"]["revision"], 1)
-        self.assertEqual(len(task_pids(os.path.join(self.tmp, "run"))), 2)
-
     def test_declared_state_is_applied_at_start_idempotently_and_on_sighup(self):
         declared = f"""\
   task_definitions:

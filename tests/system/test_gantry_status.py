@@ -84,8 +84,9 @@ class GantryStatusTest(CoreTestCase):
         self.assertRegex(out, r"(?m)^CLUSTER\s+STATUS\s+SERVICES\s+RUNNING\s+PENDING$")
         self.assertRegex(out, r"(?m)^prod\s+ACTIVE\s+1\s+2\s+0$")
         self.assertRegex(out, r"(?m)^SERVICE\s+CLUSTER\s+STATUS\s+DESIRED/RUNNING/PENDING\s+"
-                              r"TASK DEFINITION\s+LOAD BALANCERS$")
-        self.assertRegex(out, r"(?m)^web\s+prod\s+ACTIVE\s+2/2/0\s+demo:1\s+web \(web:8080\)$")
+                              r"TASK DEFINITION\s+ROLLOUT\s+LOAD BALANCERS$")
+        self.assertRegex(out, r"(?m)^web\s+prod\s+ACTIVE\s+2/2/0\s+demo:1\s+COMPLETED\s+"
+                              r"web \(web:8080\)$")
         for task_id, port, target in ((healthy_id, healthy_port, "web healthy"),
                                       (other_id, other_port, "web -")):
             line = line_with(out, f"127.0.0.1:{port}")
@@ -122,7 +123,7 @@ class GantryStatusTest(CoreTestCase):
         self.redis.command("HSET", "gantry:ecs:tasks:prod", "f00dfeedcafe", "{not json")
         self.redis.command("HSET", "gantry:health:web", f"127.0.0.1:{other_port}", "\x01nope")
         out = self.status()
-        self.assertRegex(out, r"(?m)^broken\s+prod\s+\?\s+\?/0/0\s+\?\s+\?$")
+        self.assertRegex(out, r"(?m)^broken\s+prod\s+\?\s+\?/0/0\s+\?\s+\?\s+\?$")
         self.assertRegex(out, r"(?m)^  f00dfeed\s+\?\s+\?\s+\?$")
         self.assertRegex(line_with(out, f"127.0.0.1:{other_port}"), r"\sweb \?$")
         self.assertRegex(line_with(out, f"127.0.0.1:{healthy_port}"), r"\sweb healthy$")
@@ -220,9 +221,9 @@ class GantryStatusTest(CoreTestCase):
         self.assertIn("\\x1b", out)
         self.assertRegex(out, r"(?m)^bad\s+\?\s+0\s+0\s+0$")
         self.assertRegex(out, r"(?m)^good\s+ACTIVE\s+1\s+2\s+1$")
-        self.assertRegex(out, r"(?m)^empty\s+good\s+\?\s+\?/1/0\s+\?\s+\?$")
-        self.assertRegex(out, r"(?m)^wrong\s+good\s+\?\s+\?/0/1\s+\?\s+\?$")
-        self.assertRegex(out, r"(?m)^odd\s+good\s+ACTIVE\s+\?/0/0\s+demo:3\s+"
+        self.assertRegex(out, r"(?m)^empty\s+good\s+\?\s+\?/1/0\s+\?\s+-\s+\?$")
+        self.assertRegex(out, r"(?m)^wrong\s+good\s+\?\s+\?/0/1\s+\?\s+-\s+\?$")
+        self.assertRegex(out, r"(?m)^odd\s+good\s+ACTIVE\s+\?/0/0\s+demo:3\s+-\s+"
                               r"\? \(\?:\?\), \? \(\?:\?\), api \(\\x07:80\)$")
         self.assertRegex(out, r"(?m)^  t2\s+RUNNING/\?\s+\?:\?,\?:\?,\[::1\]:\?,\?\s+"
                               r"web \?, \? \?, \? \?, str \?, web \?$")
