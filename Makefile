@@ -34,13 +34,14 @@ LIB_SRCS := $(wildcard common/*.c) $(wildcard config/*.c)
 LIB := $(O)/libgantry.a
 
 # name:source-directory for every binary; adding a daemon is one word here.
-PROGRAMS := gantry:cli gantry-demo-app:demo gantry-lb:lb gantry-core:core gantry-metrics:metrics
+PROGRAMS := gantry:cli gantry-demo-app:demo gantry-lb:lb gantry-core:core gantry-metrics:metrics \
+            gantry-autoscaler:autoscaler
 BINS := $(foreach p,$(PROGRAMS),$(BINDIR)/$(word 1,$(subst :, ,$(p))))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # Components whose code (all but main.c) unit tests may call: each becomes lib<dir>.a.
-UNIT_DIRS := lb core metrics
+UNIT_DIRS := lb core autoscaler metrics
 UNIT_LIBS := $(foreach d,$(UNIT_DIRS),$(O)/lib$(d).a)
 
 .PHONY: all deps test unit system asan run clean fmt fmt-check fuzz help
@@ -73,6 +74,7 @@ $(LIB): $(patsubst %.c,$(O)/%.o,$(LIB_SRCS))
 # Component libraries a program links besides its own directory (the CLI follows Redis like lb).
 EXTRA_LIBS_gantry := $(O)/liblb.a $(O)/libmetrics.a
 EXTRA_LIBS_gantry-lb := $(O)/libmetrics.a
+EXTRA_LIBS_gantry-autoscaler := $(O)/libmetrics.a
 
 define program_rule
 $(BINDIR)/$(1): $(patsubst %.c,$(O)/%.o,$(wildcard $(2)/*.c)) $(EXTRA_LIBS_$(1)) $(LIB)

@@ -6,6 +6,7 @@
 #include "cli/config_cmd.h"
 #include "cli/logs_cmd.h"
 #include "cli/metrics_cmd.h"
+#include "cli/scaling_cmd.h"
 #include "cli/status_cmd.h"
 #include "cli/targets_cmd.h"
 #include "cli/up.h"
@@ -28,6 +29,7 @@ static const struct command commands[] = {
     {"status", status_cmd_main, "clusters, services, tasks and their targets' health, from Redis"},
     {"logs", logs_cmd_main, "print a task's container logs (gantry logs TASK)"},
     {"metrics", metrics_cmd_main, "put, get or list metrics (windowed statistics, from Redis)"},
+    {"scaling", scaling_cmd_main, "scaling activities: what gantry-autoscaler did and why"},
     {"version", version_main, "print the version"},
     {"help", help_main, "show this help"},
 };
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr,
             "gantry: unknown command '%s' (expected up, config, targets, status, logs, metrics, "
-            "version or help; see gantry --help)\n",
+            "scaling, version or help; see gantry --help)\n",
             argv[1]);
     return 2;
 }

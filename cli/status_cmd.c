@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "autoscaler/activities.h"
 #include "cli/redis_managed.h"
+#include "cli/scaling_cmd.h"
 #include "common/daemon.h"
 #include "common/redis_sync.h"
 #include "config/config.h"
@@ -26,7 +28,8 @@ enum {
     CELL_MAX = 1024,
     KEY_MAX = 1024, /* a longer name is not looked up: its data shows as "?" */
     EVENTS_SHOWN = 5,
-    SHORT_ID = 8, /* as docker shows container ids */
+    SCALING_SHOWN = 3, /* the last scaling activities of a service */
+    SHORT_ID = 8,      /* as docker shows container ids */
     TABLE_COLS_MAX = 8,
     DAY_SECONDS = 86400,
 };
@@ -40,7 +43,9 @@ static const char USAGE_EXTRA[] =
     "    host ports, and each target's state in gantry-lb (gantry:health:GROUP): healthy,\n"
     "    unhealthy (REASON), draining, ..., or - when gantry-lb has no record of it; then how\n"
     "    many are STOPPED;\n"
-    "  - its last 5 events, newest first (local time).\n"
+    "  - its last 5 events, newest first (local time);\n"
+    "  - its last 3 scaling activities (gantry:autoscaling:activities:service/CLUSTER/NAME,\n"
+    "    gantry scaling activities shows them all), newest first, when there are any.\n"
     "Tasks outside a service (RunTask) follow each cluster's services. A value that cannot be\n"
     "read shows as ?. Running counts tasks whose lastStatus is RUNNING, pending those still\n"
     "PROVISIONING, PENDING or ACTIVATING, as gantry-core does.\n"
@@ -305,8 +310,9 @@ struct task_view {
 
 struct service_view {
     const redisReply *name;
-    json_t *doc;        /* NULL: not a JSON object */
-    redisReply *events; /* newest first; NULL: unreadable */
+    json_t *doc;         /* NULL: not a JSON object */
+    redisReply *events;  /* newest first; NULL: unreadable */
+    redisReply *scaling; /* activities, newest first; NULL: unreadable */
     int running, pending;
 };
 
@@ -381,6 +387,19 @@ static struct piece service_of(const json_t *doc)
     return (struct piece){NULL, 0};
 }
 
+/* The first n elements of a list; NULL when the key holds another type (or is unreadable). */
+static redisReply *list_fetch(struct status *st, const struct piece *key, size_t n_pieces, int n)
+{
+    char last[16];
+    snprintf(last, sizeof last, "%d", n - 1);
+    redisReply *r = key_command(st, "LRANGE", key, n_pieces, "0", last);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
 static int load_services(struct status *st, struct cluster_view *c)
 {
     c->svcs = calloc(hash_pairs(&c->services) + 1, sizeof *c->svcs);
@@ -389,21 +408,17 @@ static int load_services(struct status *st, struct cluster_view *c)
     const redisReply *field, *value;
     for (size_t i = 0; i < hash_pairs(&c->services); i++)
         if (hash_pair(&c->services, i, &field, &value))
-            c->svcs[c->n_svcs++] = (struct service_view){field, parse_object(value), NULL, 0, 0};
+            c->svcs[c->n_svcs++] = (struct service_view){.name = field, .doc = parse_object(value)};
     qsort(c->svcs, c->n_svcs, sizeof *c->svcs, compare_services);
-    char last[16];
-    snprintf(last, sizeof last, "%d", EVENTS_SHOWN - 1);
     for (size_t i = 0; i < c->n_svcs; i++) {
-        const struct piece key[] = {piece_of("gantry:ecs:events:"),
-                                    {c->name->str, c->name->len},
-                                    piece_of(":"),
-                                    {c->svcs[i].name->str, c->svcs[i].name->len}};
-        redisReply *r = key_command(st, "LRANGE", key, 4, "0", last);
-        if (r && r->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            r = NULL;
-        }
-        c->svcs[i].events = r;
+        const struct piece cluster = {c->name->str, c->name->len},
+                           service = {c->svcs[i].name->str, c->svcs[i].name->len};
+        const struct piece events[] = {piece_of("gantry:ecs:events:"), cluster, piece_of(":"),
+                                       service};
+        const struct piece scaling[] = {piece_of(ACTIVITIES_KEY_PREFIX "service/"), cluster,
+                                        piece_of("/"), service};
+        c->svcs[i].events = list_fetch(st, events, 4, EVENTS_SHOWN);
+        c->svcs[i].scaling = list_fetch(st, scaling, 4, SCALING_SHOWN);
     }
     return 0;
 }
@@ -524,6 +539,7 @@ static void model_free(struct model *m, struct status *st)
         for (size_t j = 0; c->svcs && j < c->n_svcs; j++) {
             json_decref(c->svcs[j].doc);
             freeReplyObject(c->svcs[j].events);
+            freeReplyObject(c->svcs[j].scaling);
         }
         for (size_t j = 0; c->tasks_v && j < c->n_tasks; j++)
             json_decref(c->tasks_v[j].doc);
@@ -815,6 +831,31 @@ static void print_events(const struct service_view *svc, time_t now)
     table_free(&table);
 }
 
+/* gantry-autoscaler's last activities, under a SCALING heading; nothing when there are none. */
+static void print_scaling(const struct service_view *svc, time_t now)
+{
+    if (!svc->scaling) {
+        printf("  scaling: ?\n");
+        return;
+    }
+    static const char *const heads[] = {"SCALING", "STATUS", "DESCRIPTION", "CAUSE"};
+    struct table table;
+    table_init(&table, 4, heads);
+    for (size_t i = 0; i < svc->scaling->elements && i < SCALING_SHOWN; i++) {
+        const redisReply *v = svc->scaling->element[i];
+        struct scaling_row row;
+        if (v->type == REDIS_REPLY_STRING)
+            scaling_row_of(v->str, v->len, now, true, &row);
+        else
+            scaling_row_of("", 0, now, true, &row); /* every cell "?" */
+        const char *cells[] = {row.time, row.status, row.description, row.cause};
+        table_add(&table, cells);
+    }
+    if (table.rows > 1)
+        table_print(&table, "  ");
+    table_free(&table);
+}
+
 static void print_service(struct status *st, const struct cluster_view *c,
                           const struct service_view *svc)
 {
@@ -849,6 +890,7 @@ static void print_service(struct status *st, const struct cluster_view *c,
     table_free(&table);
     print_tasks(st, c, svc);
     print_events(svc, st->now);
+    print_scaling(svc, st->now);
 }
 
 static void print_clusters(const struct model *m)

@@ -65,19 +65,23 @@ static bool needs_own_redis(const struct up_ctx *ctx);
 static bool always(const struct up_ctx *ctx);
 static bool lb_configured(const struct up_ctx *ctx);
 static bool demo_enabled(const struct up_ctx *ctx);
+static bool autoscaling_configured(const struct up_ctx *ctx);
 static int build_redis(struct up_ctx *ctx, struct child_spec *spec);
 static int build_daemon(struct up_ctx *ctx, struct child_spec *spec);
 static int build_demo(struct up_ctx *ctx, struct child_spec *spec);
 
 /* What `gantry up` runs, in start order (and stopped in reverse). Redis comes first: everything
  * else depends on it. In reverse, gantry-lb stops taking traffic before gantry-core stops the
- * tasks behind it. */
+ * tasks behind it. gantry-autoscaler comes last, once the metrics it reads are being written and
+ * the ECS API it calls serves, and stops first: no scaling while the stack goes down. It announces
+ * no address (it serves nothing). */
 static const struct program programs[] = {
     {"redis", NULL, needs_own_redis, build_redis},
     {"core", "gantry-core", always, build_daemon},
     {"lb", "gantry-lb", lb_configured, build_daemon, "http"},
     {"demo", "gantry-demo-app", demo_enabled, build_demo, "http"},
     {"metrics", "gantry-metrics", always, build_daemon, "http"},
+    {"autoscaler", "gantry-autoscaler", autoscaling_configured, build_daemon},
 };
 #define N_PROGRAMS (sizeof programs / sizeof programs[0])
 _Static_assert(N_PROGRAMS <= UP_MAX_PROGRAMS, "raise UP_MAX_PROGRAMS");
@@ -121,6 +125,12 @@ static bool needs_own_redis(const struct up_ctx *ctx)
 static bool demo_enabled(const struct up_ctx *ctx)
 {
     return ctx->cfg.demo.enabled;
+}
+
+/* Without a scalable target the autoscaler would have nothing to do. */
+static bool autoscaling_configured(const struct up_ctx *ctx)
+{
+    return ctx->cfg.autoscaler.scalable_targets.count > 0;
 }
 
 static int build_redis(struct up_ctx *ctx, struct child_spec *spec)
@@ -420,9 +430,10 @@ static int find_bin_dir(struct up_ctx *ctx)
     return 0;
 }
 
-/* With no -c file, `gantry up` runs the demo service behind gantry-lb on 127.0.0.1:8080: this
- * text (config/examples/demo.yaml with the demo's absolute path), written into the run directory
- * so that every daemon reads the same file. */
+/* With no -c file, `gantry up` runs the demo service behind gantry-lb on 127.0.0.1:8080, scaled
+ * on its CPU by gantry-autoscaler: this text (config/examples/demo.yaml without its comments, with
+ * the demo's absolute path; tests/system/test_gantry_up.py holds them to it), written into the run
+ * directory so that every daemon reads the same file. */
 static const char embedded_config[] =
     "# Written by `gantry up` run without -c: its embedded defaults (see "
     "config/examples/demo.yaml)\n"
@@ -431,13 +442,14 @@ static const char embedded_config[] =
     "  clusters: [default]\n"
     "  task_definitions:\n"
     "    - family: demo\n"
+    "      cpu: \"256\"\n"
     "      containerDefinitions:\n"
     "        - name: web\n"
     "          image: gantry/demo-app\n"
     "          command: [\"%s/gantry-demo-app\"]\n"
-    "          cpu: 128\n"
     "          memoryReservation: 32\n"
     "          portMappings: [{containerPort: 8080}]\n"
+    "          environment: [{name: CPU, value: 5ms}]\n"
     "  services:\n"
     "    - serviceName: demo\n"
     "      taskDefinition: demo\n"
@@ -452,7 +464,26 @@ static const char embedded_config[] =
     "    - name: demo\n"
     "      targets_from: redis\n"
     "      health_check: {path: /health, interval: 2s, timeout: 1s, healthy_threshold: 2}\n"
-    "      deregistration_delay: 10s\n";
+    "      deregistration_delay: 10s\n"
+    "autoscaler:\n"
+    "  scalable_targets:\n"
+    "    - ServiceNamespace: ecs\n"
+    "      ResourceId: service/default/demo\n"
+    "      ScalableDimension: ecs:service:DesiredCount\n"
+    "      MinCapacity: 1\n"
+    "      MaxCapacity: 6\n"
+    "  policies:\n"
+    "    - PolicyName: demo-cpu50\n"
+    "      ServiceNamespace: ecs\n"
+    "      ResourceId: service/default/demo\n"
+    "      ScalableDimension: ecs:service:DesiredCount\n"
+    "      PolicyType: TargetTrackingScaling\n"
+    "      TargetTrackingScalingPolicyConfiguration:\n"
+    "        TargetValue: 50\n"
+    "        PredefinedMetricSpecification: {PredefinedMetricType: "
+    "ECSServiceAverageCPUUtilization}\n"
+    "        ScaleOutCooldown: 30\n"
+    "        ScaleInCooldown: 60\n";
 
 static int use_embedded_config(struct up_ctx *ctx)
 {
@@ -534,11 +565,13 @@ int up_main(int argc, char **argv)
         .flags = DAEMON_TAKES_REDIS,
         .extra =
             "\nStarts its own redis-server when redis.url is empty, then gantry-core, gantry-lb\n"
-            "(when lb.listeners is set) and the standalone demo workload (demo.enabled), each\n"
-            "once the previous one is ready; restarts what crashes; Ctrl-C (SIGINT) or\n"
+            "(when lb.listeners is set), the standalone demo workload (demo.enabled),\n"
+            "gantry-metrics and gantry-autoscaler (when autoscaler.scalable_targets is set),\n"
+            "each once the previous one is ready; restarts what crashes; Ctrl-C (SIGINT) or\n"
             "SIGTERM stops everything, in reverse order. Without -c it runs its embedded\n"
             "defaults (written to run/gantry-up.yaml): the demo service, two tasks run by\n"
-            "gantry-core, behind gantry-lb on http://127.0.0.1:8080/.\n",
+            "gantry-core, behind gantry-lb on http://127.0.0.1:8080/, scaled from 1 to 6 tasks\n"
+            "on their CPU by gantry-autoscaler.\n",
     };
     struct up_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {

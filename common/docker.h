@@ -1,5 +1,7 @@
 /* A small Docker Engine API client (API v1.41, Docker 20.10 and later) over dockerd's unix socket,
- * with libcurl. gantry-core runs DOCKER tasks through it; gantry-metrics reads container stats.
+ * with libcurl. gantry-core runs DOCKER tasks through it. (gantry-metrics streams container stats
+ * without blocking on its own, metrics/docker_stats.h: a blocking stats call waits for dockerd's
+ * collector, up to a second.)
  *
  * Calls are blocking, and their callers run on an event loop, so every call is bounded: 1 s to
  * connect, 5 s in all (DOCKER_TIMEOUT_MS), and answers are read into bounded buffers (an answer

@@ -84,6 +84,8 @@ static const struct cfg_key root_keys[] = {
      .help = "gantry-core, the ECS-compatible orchestration core"},
     {"metrics", CFG_SECTION, offsetof(struct gantry_config, metrics),
      .section = &metrics_config_section, .help = "the metric store and gantry-metrics"},
+    {"autoscaler", CFG_SECTION, offsetof(struct gantry_config, autoscaler),
+     .section = &autoscaler_config_section, .help = "gantry-autoscaler, scaling services"},
 };
 
 static const struct cfg_section root_section = {"", CFG_KEYS(root_keys),

@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/daemon.h"
 #include "common/net.h"
+#include "config/autoscaler_config.h"
 #include "config/core_config.h"
 #include "config/lb_config.h"
 #include "config/metrics_config.h"
@@ -54,6 +55,7 @@ struct gantry_config {
     struct config_lb lb;
     struct config_core core;
     struct config_metrics metrics;
+    struct config_autoscaler autoscaler;
 };
 
 const struct cfg_section *config_schema(void);

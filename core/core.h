@@ -133,6 +133,7 @@ struct core_service {
     int failures;
     int64_t next_start_ms;
     int64_t inactive_at_ms; /* DRAINING done: INACTIVE since */
+    bool health_unknown;    /* gantry-lb's view could not be read this pass */
     bool dirty;
 };
 
@@ -145,6 +146,7 @@ struct core {
     struct redis_sync redis;
     struct runner runner;
     struct docker *docker;
+    bool docker_swept; /* dockerd was listed once since start (orphan containers removed) */
     struct http_server api;
     ev_timer reconcile_timer;
     ev_idle kick; /* a reconcile soon after a change */

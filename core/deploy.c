@@ -49,15 +49,25 @@ static json_t *deployment_of(const struct core_service *svc, const struct core_t
     return NULL;
 }
 
-static int64_t desired_count(const struct core_service *svc)
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
-    return svc->active ? json_integer_value(json_object_get(svc->doc, "desiredCount")) : 0;
+    return v < lo ? lo : v > hi ? hi : v;
 }
 
-static int64_t config_int(const struct core_service *svc, const char *key, int64_t dflt)
+/* Values read back from Redis are bounded as the API bounds them: no damaged record can make the
+ * percentages' arithmetic overflow. */
+static int64_t desired_count(const struct core_service *svc)
+{
+    return svc->active
+               ? clamp(json_integer_value(json_object_get(svc->doc, "desiredCount")), 0, 1000)
+               : 0;
+}
+
+static int64_t config_int(const struct core_service *svc, const char *key, int64_t dflt, int64_t lo,
+                          int64_t hi)
 {
     json_t *v = json_object_get(json_object_get(svc->doc, "deploymentConfiguration"), key);
-    return json_is_integer(v) ? json_integer_value(v) : dflt;
+    return json_is_integer(v) ? clamp(json_integer_value(v), lo, hi) : dflt;
 }
 
 static bool breaker_flag(const struct core_service *svc, const char *key)
@@ -75,8 +85,9 @@ static bool has_essential_check(const json_t *td)
     json_t *def;
     json_array_foreach(json_object_get(td, "containerDefinitions"), i, def)
     {
-        if (!json_is_false(json_object_get(def, "essential")) &&
-            json_object_get(def, "healthCheck"))
+        struct health_params p; /* "NONE", or a command that cannot run: no check */
+        if (!json_is_false(json_object_get(def, "essential")) && health_params_from(def, &p) == 0 &&
+            p.enabled)
             return true;
     }
     return false;
@@ -97,13 +108,28 @@ bool deploy_task_healthy(const struct core_service *svc, const struct core_task 
     return true;
 }
 
+/* Known to be failing: not running (yet), a container UNHEALTHY, or a target the lb says is
+ * unhealthy. A task whose health is merely unknown (no lb record yet, Redis unreadable) is
+ * neither healthy nor this: it is kept. */
+static bool task_unhealthy(const struct core_task *t)
+{
+    if (t->last != TASK_RUNNING || strcmp(jstr(t->doc, "healthStatus"), "UNHEALTHY") == 0)
+        return true;
+    for (int k = 0; k < t->n_targets; k++)
+        if (strcmp(t->targets[k].health, "unhealthy") == 0)
+            return true;
+    return false;
+}
+
 /* --- gantry-lb's view of the targets --- */
 
 static void read_group_health(struct core *core, struct core_service *svc, const char *group)
 {
     redisReply *r = redis_sync_command(&core->redis, "HGETALL gantry:health:%s", group);
-    if (!r)
-        return; /* Redis unreachable: keep the last view */
+    if (!r) {
+        svc->health_unknown = true; /* Redis unreachable: nothing is stopped on this view */
+        return;
+    }
     for (struct core_task *t = core->tasks; t; t = t->next) {
         if (!of_service(t, svc) || t->last == TASK_STOPPED)
             continue;
@@ -161,12 +187,14 @@ void deploy_target_health(struct core *core, struct core_service *svc)
     size_t i;
     json_t *lb;
     char group[CORE_NAME_MAX];
+    svc->health_unknown = false;
     json_array_foreach(json_object_get(svc->doc, "loadBalancers"), i, lb)
     {
         if (service_lb_group(jstr(lb, "targetGroupArn"), group, sizeof group) == 0)
             read_group_health(core, svc, group);
     }
-    if (svc->active && json_array_size(json_object_get(svc->doc, "loadBalancers")))
+    if (svc->active && !svc->health_unknown &&
+        json_array_size(json_object_get(svc->doc, "loadBalancers")))
         replace_unhealthy(core, svc, clock_wall_ms());
 }
 
@@ -210,10 +238,11 @@ static struct core_task *primary_victim(struct core *core, struct core_service *
 }
 
 struct census {
-    int64_t primary; /* tasks of the primary meant to run */
-    int64_t older;   /* tasks of older deployments meant to run */
-    int64_t alive;   /* every task of the service not STOPPED yet (draining ones too) */
-    int64_t healthy; /* tasks meant to run that are healthy */
+    int64_t primary;     /* tasks of the primary meant to run */
+    int64_t older;       /* tasks of older deployments meant to run */
+    int64_t alive;       /* every task of the service not STOPPED yet (draining ones too) */
+    int64_t older_alive; /* older deployments' tasks not STOPPED yet */
+    int64_t healthy;     /* tasks meant to run that are healthy */
 };
 
 static struct census count_tasks(struct core *core, struct core_service *svc, const json_t *dep)
@@ -223,6 +252,7 @@ static struct census count_tasks(struct core *core, struct core_service *svc, co
         if (!of_service(t, svc))
             continue;
         c.alive += t->last != TASK_STOPPED;
+        c.older_alive += t->last != TASK_STOPPED && !(dep && in_deployment(t, dep));
         if (t->desired != TASK_RUNNING)
             continue;
         if (dep && in_deployment(t, dep))
@@ -260,7 +290,7 @@ static void stop_older(struct core *core, struct core_service *svc, const json_t
             if (!of_service(t, svc) || t->desired != TASK_RUNNING || in_deployment(t, dep))
                 continue;
             bool healthy = deploy_task_healthy(svc, t);
-            if (healthy != (healthy_pass == 1))
+            if (healthy_pass == 0 ? !task_unhealthy(t) : !healthy)
                 continue;
             if (healthy && budget <= 0)
                 return;
@@ -297,10 +327,11 @@ void deploy_scale(struct core *core, struct core_service *svc, struct pass_event
         return;
     }
     bool failed = strcmp(jstr(dep, "rolloutState"), "FAILED") == 0;
-    int64_t max_total = want * config_int(svc, "maximumPercent", 200) / 100;
-    int64_t min_healthy = (want * config_int(svc, "minimumHealthyPercent", 100) + 99) / 100;
+    int64_t max_total = want * config_int(svc, "maximumPercent", 200, 100, 10000) / 100;
+    int64_t min_healthy = (want * config_int(svc, "minimumHealthyPercent", 100, 0, 100) + 99) / 100;
     int64_t to_start = want - c.primary;
-    if (c.older > 0 && to_start > max_total - c.alive)
+    /* while older tasks are still around (draining ones too), maximumPercent holds */
+    if (c.older_alive > 0 && to_start > max_total - c.alive)
         to_start = max_total - c.alive;
     if (!failed)
         start_primary(core, svc, dep, to_start, ev);
@@ -310,7 +341,7 @@ void deploy_scale(struct core *core, struct core_service *svc, struct pass_event
             break;
         stop(t, jstr(dep, "id"), ev);
     }
-    if (c.older > 0)
+    if (c.older > 0 && !svc->health_unknown)
         stop_older(core, svc, dep, c.healthy - min_healthy, ev);
     drop_finished(core, svc);
 }
@@ -325,14 +356,36 @@ static void set_rollout(struct core_service *svc, json_t *dep, const char *state
     svc->dirty = true;
 }
 
+/* A primary task that counts toward completion: healthy, and, when nothing watches its health
+ * (no load balancer, no health check), alive past the window in which a task that dies counts as
+ * failing to start, so a revision that crashes a few seconds in never completes. */
+static bool proven(const struct core_service *svc, const struct core_task *t, int64_t now)
+{
+    if (!deploy_task_healthy(svc, t))
+        return false;
+    if (t->n_targets > 0 || has_essential_check(t->td))
+        return true;
+    double started = json_number_value(json_object_get(t->doc, "startedAt"));
+    return started > 0 && now - (int64_t)(started * 1000) >= TASK_FAILURE_WINDOW_MS;
+}
+
 void deploy_settled(struct core *core, struct core_service *svc)
 {
     json_t *dep = primary(svc);
     if (!dep || strcmp(jstr(dep, "rolloutState"), "IN_PROGRESS") != 0)
         return;
-    for (struct core_task *t = core->tasks; t; t = t->next)
-        if (of_service(t, svc) && t->last != TASK_STOPPED && !in_deployment(t, dep))
+    int64_t proven_tasks = 0, now = clock_wall_ms();
+    for (struct core_task *t = core->tasks; t; t = t->next) {
+        if (!of_service(t, svc) || t->last == TASK_STOPPED)
+            continue;
+        if (!in_deployment(t, dep))
             return; /* an older deployment still has tasks */
+        proven_tasks += t->desired == TASK_RUNNING && proven(svc, t, now);
+    }
+    /* the service's first deployment completes at its first steady state, as before any rolling
+     * update: there is nothing to roll back to */
+    if (json_is_true(json_object_get(dep, "_rolling")) && proven_tasks < desired_count(svc))
+        return;
     set_rollout(svc, dep, "COMPLETED", "ECS deployment completed.");
     while (json_array_size(deployments(svc)) > 1)
         json_array_remove(deployments(svc), 1);
@@ -365,6 +418,8 @@ static void roll_back(struct core *core, struct core_service *svc, json_t *faile
     snprintf(why, sizeof why, "ECS deployment circuit breaker: rolling back to deploymentId %s.",
              old_id);
     json_object_set_new(dep, "rolloutStateReason", json_string(why));
+    json_object_set_new(dep, "_rollback", json_true()); /* if it fails too, it stays FAILED */
+    json_object_set_new(dep, "_rolling", json_true());
     /* the tasks still running the completed revision are the rollback's: none is replaced */
     for (struct core_task *t = core->tasks; t; t = t->next) {
         if (of_service(t, svc) && strcmp(deploy_task_deployment(t), old_id) == 0) {
@@ -382,9 +437,7 @@ static void roll_back(struct core *core, struct core_service *svc, json_t *faile
     json_decref(svc->td);
     svc->td = json_incref(td);
     json_object_set(svc->doc, "taskDefinition", json_object_get(td, "taskDefinitionArn"));
-    svc->failures = 0;
-    svc->next_start_ms = 0;
-    svc->steady = false;
+    svc->steady = false; /* the start throttle stays: a rollback that fails too backs off */
     service_event(core, svc, "(deployment %s) rolling back to deployment %s.", jstr(dep, "id"),
                   old_id);
 }
@@ -408,7 +461,7 @@ void deploy_task_failed(struct core *core, struct core_service *svc, const struc
     service_event(core, svc, "(deployment %s) deployment failed: tasks %s.", jstr(dep, "id"), what);
     log_warn("service %s/%s: deployment %s FAILED after %lld failed tasks", svc->cluster, svc->name,
              jstr(dep, "id"), (long long)json_integer_value(json_object_get(dep, "failedTasks")));
-    if (breaker_flag(svc, "rollback"))
+    if (breaker_flag(svc, "rollback") && !json_is_true(json_object_get(dep, "_rollback")))
         roll_back(core, svc, dep);
 }
 
@@ -431,6 +484,7 @@ json_t *deploy_new_doc(const json_t *td, int64_t desired, const char *launch_typ
 void deploy_start(struct core *core, struct core_service *svc, json_t *td)
 {
     json_t *dep = deploy_new_doc(td, desired_count(svc), jstr(svc->doc, "launchType"));
+    json_object_set_new(dep, "_rolling", json_true()); /* completes once its tasks are proven */
     size_t i;
     json_t *d;
     json_array_foreach(deployments(svc), i, d)
@@ -458,6 +512,8 @@ void deploy_describe(struct core *core, const struct core_service *svc, json_t *
     json_t *dep;
     json_array_foreach(list, i, dep)
     {
+        json_object_del(dep, "_rollback");
+        json_object_del(dep, "_rolling");
         int64_t running = 0, pending = 0, desired = 0;
         for (struct core_task *t = core->tasks; t; t = t->next) {
             if (!of_service(t, svc) || !in_deployment(t, dep))

@@ -439,6 +439,8 @@ static int health_in_status(const char *status)
 
 static void note_health(struct core_task *task, struct task_container *c, const char *status)
 {
+    if (task->desired != TASK_RUNNING)
+        return; /* stopping: its last verdict stands (dockerd keeps probing meanwhile) */
     int index = container_index(task, c);
     int health = health_in_status(status);
     if (health < 0 || !json_is_object(json_object_get(container_def(task, index), "healthCheck")))
@@ -523,8 +525,11 @@ static void notice_gone(struct core *core, const json_t *list)
 void launch_docker_poll(struct core *core)
 {
     bool live = any_live_docker_task(core);
-    if (!live && !core->docker)
-        return; /* no DOCKER task in this run: dockerd is not asked anything */
+    /* with no DOCKER task, dockerd is asked once after start (a container a killed core created
+     * but never recorded is removed), then not again */
+    if (!live && !core->docker &&
+        (core->docker_swept || access(core->cfg->core.docker_socket, F_OK) != 0))
+        return;
     struct docker *d = client(core);
     if (!d)
         return;
@@ -532,6 +537,7 @@ void launch_docker_poll(struct core *core)
     owner_label(core, label, sizeof label);
     json_t *list = NULL;
     int rc = docker_list(d, label, &list);
+    core->docker_swept = true;
     if (rc != DOCKER_OK) {
         if (rc != DOCKER_UNREACHABLE) /* unreachable: the client logs it once */
             log_warn("DOCKER tasks: %s", docker_error(d));

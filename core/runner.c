@@ -907,13 +907,10 @@ int runner_start(struct runner *r, const char *task_id, const char *task_dir,
     }
     int started = 0;
     while (started < n_containers && start_container(&l, &containers[started], why, why_size) == 0)
-        started++;
+        write_pid_file(task_dir, &containers[started++]);
     close(l.null_fd);
-    if (started == n_containers) {
-        for (int i = 0; i < n_containers; i++)
-            write_pid_file(task_dir, &containers[i]);
+    if (started == n_containers)
         return 0;
-    }
     log_debug("runner: task %s: %s", task_id, why);
     stop_started(&cg, containers, started);
     return -1;

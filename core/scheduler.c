@@ -80,9 +80,13 @@ void scheduler_task_failed(struct core_task *task, const char *what)
 static void clear_failures(struct core *core, struct core_service *svc)
 {
     int64_t now = clock_wall_ms();
+    /* only the primary's tasks tell: an older revision's long-running tasks say nothing about
+     * whether the new one can start */
+    const char *primary = jstr(json_array_get(json_object_get(svc->doc, "deployments"), 0), "id");
     for (struct core_task *t = core->tasks; svc->failures && t; t = t->next) {
         double started = json_number_value(json_object_get(t->doc, "startedAt"));
         if (is_service_task(t, svc) && t->last == TASK_RUNNING && started > 0 &&
+            strcmp(deploy_task_deployment(t), primary) == 0 &&
             now - (int64_t)(started * 1000) >= TASK_FAILURE_WINDOW_MS) {
             svc->failures = 0;
             svc->next_start_ms = 0;

@@ -85,6 +85,7 @@ static int sample_tasks(struct metrics_daemon *d)
         ecs_report_build(&d->report, &d->tasks, d->usage) < 0)
         return -1;
     d->counters.tasks = d->report.n_tasks;
+    d->counters.docker_streams = sampler_docker_streams(&d->sampler);
     return 0;
 }
 
@@ -153,6 +154,14 @@ static void start_ticks(struct metrics_daemon *d)
                      NULL);
     d->tick.data = d;
     ev_periodic_start(d->loop, &d->tick);
+}
+
+/* gantry-core's core.docker_socket: the daemon that runs the DOCKER tasks. */
+static void set_docker_socket(struct metrics_daemon *d)
+{
+    if (sampler_set_docker_socket(&d->sampler, d->cfg.core.docker_socket) < 0)
+        log_error("out of memory: DOCKER tasks stay sampled through %s",
+                  d->sampler.docker_socket ? d->sampler.docker_socket : "no dockerd");
 }
 
 /* --- the admin endpoint --- */
@@ -236,6 +245,7 @@ static void apply_config(struct metrics_daemon *d, struct gantry_config *next)
         open_redis(d);
     }
     sampler_load_mounts(&d->sampler);
+    set_docker_socket(d);
 }
 
 static void on_reload(void *arg)
@@ -277,6 +287,7 @@ int metrics_daemon_run(struct metrics_daemon *d)
     task_list_init(&d->tasks);
     task_list_init(&d->fetched);
     sampler_init(&d->sampler);
+    set_docker_socket(d);
     ecs_report_init(&d->report);
     open_redis(d);
     char why[256];

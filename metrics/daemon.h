@@ -1,7 +1,8 @@
 /* gantry-metrics' daemon: every metrics.sample_interval, on wall-clock multiples of it (each
  * second by default), one pass: the task list from gantry-core's state in Redis, a sample of each
- * RUNNING PROCESS task (metrics/sampler.h), ECS's metrics per task and per service
- * (metrics/ecs_report.h) written to the metric store in one batch, and kept for the admin
+ * RUNNING PROCESS or DOCKER task (metrics/sampler.h; DOCKER tasks through dockerd at
+ * core.docker_socket, the daemon gantry-core runs them with), ECS's metrics per task and per
+ * service (metrics/ecs_report.h) written to the metric store in one batch, and kept for the admin
  * endpoint's /metrics (metrics/prom.h).
  *
  * Redis down: the pass samples the tasks it last learnt (so /metrics and the CPU baselines stay

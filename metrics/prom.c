@@ -124,9 +124,12 @@ static int render_counters(struct buf *out, const struct metrics_counters *c)
         "# TYPE gantry_metrics_last_sample_duration_seconds gauge\n"
         "gantry_metrics_last_sample_duration_seconds %.6f\n"
         "# HELP gantry_metrics_redis_up Whether the last exchange with Redis worked.\n"
-        "# TYPE gantry_metrics_redis_up gauge\ngantry_metrics_redis_up %d\n",
+        "# TYPE gantry_metrics_redis_up gauge\ngantry_metrics_redis_up %d\n"
+        "# HELP gantry_metrics_docker_streams Stats streams open to dockerd: one per container "
+        "of the RUNNING DOCKER tasks.\n"
+        "# TYPE gantry_metrics_docker_streams gauge\ngantry_metrics_docker_streams %" PRIu64 "\n",
         c->samples, c->tasks, c->records_skipped, c->datapoints_written, c->datapoints_dropped,
-        c->last_sample_seconds, c->redis_up ? 1 : 0);
+        c->last_sample_seconds, c->redis_up ? 1 : 0, c->docker_streams);
 }
 
 int prom_render(const struct ecs_report *r, const struct metrics_counters *c, struct buf *out)

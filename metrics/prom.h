@@ -18,6 +18,7 @@ struct metrics_counters {
     uint64_t datapoints_written; /* accepted by Redis */
     uint64_t datapoints_dropped; /* lost: Redis unreachable or refusing */
     double last_sample_seconds;  /* how long the last pass took */
+    uint64_t docker_streams;     /* stats streams open to dockerd */
     bool redis_up;               /* the last exchange with Redis worked */
 };
 

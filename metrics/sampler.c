@@ -19,7 +19,30 @@ void sampler_free(struct sampler *s)
     procfs_groups_free(&s->groups);
     free(s->marks);
     free(s->next);
+    docker_stats_close(s->docker);
+    free(s->docker_socket);
     memset(s, 0, sizeof *s);
+}
+
+int sampler_set_docker_socket(struct sampler *s, const char *path)
+{
+    if (s->docker_socket && strcmp(s->docker_socket, path) == 0)
+        return 0;
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    if (s->docker_socket)
+        log_info("DOCKER tasks are now sampled through dockerd at %s", copy);
+    free(s->docker_socket);
+    s->docker_socket = copy;
+    docker_stats_close(s->docker); /* streams to the old socket; the next pass opens new ones */
+    s->docker = NULL;
+    return 0;
+}
+
+size_t sampler_docker_streams(const struct sampler *s)
+{
+    return s->docker ? docker_stats_streams(s->docker) : 0;
 }
 
 void sampler_load_mounts(struct sampler *s)
@@ -142,6 +165,17 @@ static int reserve_marks(struct sampler *s, size_t n)
     return 0;
 }
 
+/* The CPU used between two readings of a cumulative counter, in cores. None when the counter
+ * went backwards (what it sums lost a part) or no time passed between them. */
+static bool cpu_between(uint64_t prev_ns, int64_t prev_at, uint64_t now_ns, int64_t now_at,
+                        double *cores)
+{
+    if (now_ns < prev_ns || now_at <= prev_at)
+        return false;
+    *cores = (double)(now_ns - prev_ns) / (double)(now_at - prev_at);
+    return true;
+}
+
 /* The usage of one task from its reading and the previous pass's mark. */
 static void usage_of(const struct sampler_mark *prev, const struct sampler_mark *now,
                      const struct reading *r, struct task_usage *u)
@@ -150,11 +184,63 @@ static void usage_of(const struct sampler_mark *prev, const struct sampler_mark 
                              .source = r->source,
                              .has_memory = r->has_memory,
                              .memory_bytes = r->memory_bytes};
-    if (!prev || prev->source != now->source || now->cpu_ns < prev->cpu_ns ||
-        now->at_ns <= prev->at_ns)
+    u->has_cpu = prev && prev->source == now->source &&
+                 cpu_between(prev->cpu_ns, prev->at_ns, now->cpu_ns, now->at_ns, &u->cpu_cores);
+}
+
+/* A DOCKER task: the sum of its running containers' documents. Every one is taken (so each
+ * stream stays open) even when an earlier one had none; one missing leaves the task without a
+ * datapoint, since a part of its containers is not the task. */
+static void sample_docker_task(struct sampler *s, const struct ecs_task *t, struct task_usage *u)
+{
+    struct task_usage sum = {.sampled = t->n_procs > 0,
+                             .source = USAGE_DOCKER_STATS,
+                             .has_cpu = true,
+                             .has_memory = true};
+    for (int i = 0; i < t->n_procs; i++) {
+        struct container_sample c;
+        double cores = 0;
+        if (!s->docker || !docker_stats_take(s->docker, t->procs[i].docker_id, &c)) {
+            sum.sampled = false;
+            continue;
+        }
+        sum.has_cpu =
+            sum.has_cpu && c.has_prev &&
+            cpu_between(c.prev.cpu_ns, c.prev.read_ns, c.now.cpu_ns, c.now.read_ns, &cores);
+        sum.cpu_cores += cores;
+        sum.has_memory = sum.has_memory && c.now.has_memory;
+        sum.memory_bytes += c.now.memory_b;
+    }
+    if (!sum.sampled)
         return;
-    u->has_cpu = true;
-    u->cpu_cores = (double)(now->cpu_ns - prev->cpu_ns) / (double)(now->at_ns - prev->at_ns);
+    if (!sum.has_cpu)
+        sum.cpu_cores = 0;
+    if (!sum.has_memory)
+        sum.memory_bytes = 0;
+    *u = sum;
+}
+
+static bool any_docker_task(const struct task_list *tasks)
+{
+    for (size_t i = 0; i < tasks->n; i++)
+        if (tasks->items[i].launch == ECS_LAUNCH_DOCKER)
+            return true;
+    return false;
+}
+
+/* The streams to dockerd for this pass: opened when a DOCKER task is listed, closed when none
+ * is (nothing then talks to dockerd). */
+static void docker_begin(struct sampler *s, const struct task_list *tasks)
+{
+    if (!any_docker_task(tasks)) {
+        docker_stats_close(s->docker);
+        s->docker = NULL;
+        return;
+    }
+    if (!s->docker && s->docker_socket && !(s->docker = docker_stats_open(s->docker_socket)))
+        log_error("out of memory: DOCKER tasks are not sampled");
+    if (s->docker)
+        docker_stats_begin(s->docker);
 }
 
 int sampler_run(struct sampler *s, const struct task_list *tasks, struct task_usage *usage)
@@ -162,11 +248,16 @@ int sampler_run(struct sampler *s, const struct task_list *tasks, struct task_us
     if (reserve_marks(s, tasks->n) < 0)
         return -1;
     procfs_groups_reset(&s->groups);
+    docker_begin(s, tasks);
     s->n_next = 0;
     for (size_t i = 0; i < tasks->n; i++) {
         const struct ecs_task *t = &tasks->items[i];
         struct reading r;
         usage[i] = (struct task_usage){0};
+        if (t->launch == ECS_LAUNCH_DOCKER) {
+            sample_docker_task(s, t, &usage[i]);
+            continue;
+        }
         if (read_task(s, t, &r) < 0)
             continue;
         struct sampler_mark *m = &s->next[s->n_next++];
@@ -177,6 +268,8 @@ int sampler_run(struct sampler *s, const struct task_list *tasks, struct task_us
         m->source = r.source;
         usage_of(find_mark(s, t), m, &r, &usage[i]);
     }
+    if (s->docker)
+        docker_stats_end(s->docker);
     if (s->n_next > 1) /* qsort wants an array, even of nothing */
         qsort(s->next, s->n_next, sizeof *s->next, mark_cmp);
     struct sampler_mark *old = s->marks;

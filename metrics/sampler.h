@@ -1,7 +1,14 @@
 /* Sampling a task's CPU and memory on this machine, pass after pass.
  *
- * A task is found through its container processes as gantry-core recorded them (pid and start
- * time, verified before anything is read: a reused pid is never taken for the task), then:
+ * A DOCKER task is measured through dockerd's stats API (metrics/docker_stats.h; the socket of
+ * core.docker_socket): each running container's latest stats document, the task's CPU the sum of
+ * its containers' (each a delta of its cumulative counter between the documents two passes took,
+ * timed by dockerd's reading times), its memory the sum of theirs. A container without a fresh
+ * document leaves its task without a datapoint that pass. dockerd is not asked anything in a
+ * pass without DOCKER tasks.
+ *
+ * A PROCESS task is found through its container processes as gantry-core recorded them (pid and
+ * start time, verified before anything is read: a reused pid is never taken for the task), then:
  * - in its cgroup (metrics/cgroup.h) when it has one: the cgroup's cumulative CPU counter where
  *   there is one (v2 cpu.stat, v1 cpuacct.usage), else the CPU time of the processes listed in
  *   cgroup.procs; its memory counters;
@@ -19,6 +26,7 @@
 
 #include "metrics/cgroup.h"
 #include "common/procfs.h"
+#include "metrics/docker_stats.h"
 #include "metrics/task_list.h"
 
 enum usage_source {
@@ -26,6 +34,7 @@ enum usage_source {
     USAGE_CGROUP_COUNTER, /* cpu.stat usage_usec, cpuacct.usage */
     USAGE_CGROUP_PROCS,   /* the processes of cgroup.procs */
     USAGE_PROCESS_GROUPS, /* the containers' process groups */
+    USAGE_DOCKER_STATS,   /* dockerd's stats documents of a DOCKER task's containers */
 };
 
 struct task_usage {
@@ -52,12 +61,19 @@ struct sampler {
     long clk_tck;
     struct sampler_mark *marks, *next; /* sorted by cluster and id; next is being built */
     size_t n_marks, n_next, cap;
+    char *docker_socket;         /* where dockerd is */
+    struct docker_stats *docker; /* open while there are DOCKER tasks */
 };
 
 void sampler_init(struct sampler *s);
 void sampler_free(struct sampler *s);
 /* Reads the cgroup mounts again (at start and on reload). */
 void sampler_load_mounts(struct sampler *s);
+/* dockerd's unix socket (at start and on reload: streams to another one are closed). -1 when
+ * memory runs out (the previous one stays). */
+int sampler_set_docker_socket(struct sampler *s, const char *path);
+/* The stats streams open to dockerd. */
+size_t sampler_docker_streams(const struct sampler *s);
 
 /* Samples every task of the list: usage[i] describes tasks->items[i]. Tasks no longer listed are
  * forgotten. 0, or -1 when memory runs out (nothing is kept of this pass then). */

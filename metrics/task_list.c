@@ -82,23 +82,49 @@ static bool copy_name(char *out, size_t size, const char *text)
     return true;
 }
 
-/* One entry of _gantry.processes; false when damaged. A container that is not running is left
- * out. */
-static bool parse_process(const json_t *p, struct ecs_task *out)
+/* A PROCESS container: its pid and start time (looked at only while it runs). */
+static bool parse_pid(const json_t *p, bool running, struct ecs_process *out)
 {
     const json_t *pid = json_object_get(p, "pid"), *ticks = json_object_get(p, "startTicks");
-    const json_t *running = json_object_get(p, "running");
-    if (!json_is_object(p) || !json_is_boolean(running) || !json_is_integer(pid) ||
-        !json_is_integer(ticks))
+    if (!json_is_integer(pid) || !json_is_integer(ticks))
         return false;
-    if (!json_is_true(running))
+    if (!running)
         return true;
     json_int_t pv = json_integer_value(pid), tv = json_integer_value(ticks);
     /* pid 1 and below never: signalling or reading them would reach far beyond a task. */
     if (pv <= 1 || pv > INT_MAX || tv <= 0)
         return false;
-    out->procs[out->n_procs++] = (struct ecs_process){(pid_t)pv, (uint64_t)tv};
+    out->pid = (pid_t)pv;
+    out->start_ticks = (uint64_t)tv;
     return true;
+}
+
+/* A DOCKER container: its id. A running one whose id is not known yet ("") is left out:
+ * gantry-core finds it again by its labels. */
+static bool parse_docker_id(const json_t *p, bool *running, struct ecs_process *out)
+{
+    const char *id = json_string_value(json_object_get(p, "dockerId"));
+    if (!id || (id[0] && !docker_stats_id_valid(id)))
+        return false;
+    *running = *running && id[0];
+    snprintf(out->docker_id, sizeof out->docker_id, "%s", id);
+    return true;
+}
+
+/* One entry of _gantry.processes; false when damaged. A container that is not running is left
+ * out. */
+static bool parse_process(const json_t *p, struct ecs_task *out)
+{
+    const json_t *running_value = json_object_get(p, "running");
+    if (!json_is_object(p) || !json_is_boolean(running_value))
+        return false;
+    bool running = json_is_true(running_value);
+    struct ecs_process *proc = &out->procs[out->n_procs];
+    memset(proc, 0, sizeof *proc);
+    bool sound = out->launch == ECS_LAUNCH_DOCKER ? parse_docker_id(p, &running, proc)
+                                                  : parse_pid(p, running, proc);
+    out->n_procs += sound && running;
+    return sound;
 }
 
 static enum task_parse_result parse_runtime(const json_t *rt, struct ecs_task *out)
@@ -129,7 +155,13 @@ static enum task_parse_result parse_doc(const json_t *doc, struct ecs_task *out)
     const char *memory = json_string_value(json_object_get(doc, "memory"));
     if (!json_is_object(doc) || !status || !launch)
         return TASK_PARSE_DAMAGED;
-    if (strcmp(status, "RUNNING") != 0 || strcmp(launch, "PROCESS") != 0)
+    if (strcmp(status, "RUNNING") != 0)
+        return TASK_PARSE_NOT_SAMPLED;
+    if (strcmp(launch, "PROCESS") == 0)
+        out->launch = ECS_LAUNCH_PROCESS;
+    else if (strcmp(launch, "DOCKER") == 0)
+        out->launch = ECS_LAUNCH_DOCKER;
+    else
         return TASK_PARSE_NOT_SAMPLED;
     out->cpu_units = ecs_parse_cpu(cpu);
     out->memory_mib = ecs_parse_memory(memory);

@@ -1,7 +1,8 @@
 /* The tasks gantry-metrics samples, learnt from gantry-core's state in Redis (docs/core.md): every
  * cluster of the hash gantry:ecs:clusters, then HGETALL gantry:ecs:tasks:CLUSTER, whose values are
- * ECS Task documents plus gantry-core's `_gantry` (processes: name, pid, startTicks, running;
- * service). Only RUNNING tasks of the PROCESS launch type are kept.
+ * ECS Task documents plus gantry-core's `_gantry` (processes: name, pid, startTicks, running,
+ * dockerId; service). Only RUNNING tasks of the PROCESS and DOCKER launch types are kept: a
+ * PROCESS task's containers by pid and start time, a DOCKER task's by container id.
  *
  * Nothing read is trusted: a record that is not JSON, or whose fields have the wrong type or
  * values out of range, is skipped and counted, never a crash; names that could not be metric
@@ -15,6 +16,7 @@
 #include <sys/types.h>
 
 #include "common/redis_sync.h"
+#include "metrics/docker_stats.h"
 
 enum {
     ECS_NAME_MAX = 255,           /* cluster and service names, as ECS limits them */
@@ -22,15 +24,20 @@ enum {
     ECS_TASK_MAX_CONTAINERS = 10, /* ECS's limit of containers in a task definition */
 };
 
+enum ecs_launch { ECS_LAUNCH_PROCESS, ECS_LAUNCH_DOCKER };
+
+/* A running container: PROCESS tasks' by pid and start time, DOCKER tasks' by container id. */
 struct ecs_process {
     pid_t pid;
     uint64_t start_ticks;
+    char docker_id[DOCKER_STATS_ID_MAX + 1]; /* DOCKER: docker_stats_id_valid; else "" */
 };
 
 struct ecs_task {
     char cluster[ECS_NAME_MAX + 1];
     char service[ECS_NAME_MAX + 1]; /* "" for a task RunTask started */
     char id[ECS_TASK_ID_LEN + 1];
+    enum ecs_launch launch;
     int cpu_units;  /* the task's reservation ("cpu"); 0: none */
     int memory_mib; /* its "memory" */
     /* The containers still running, in definition order. */
@@ -47,7 +54,8 @@ struct task_list {
 enum task_parse_result { TASK_PARSE_OK, TASK_PARSE_NOT_SAMPLED, TASK_PARSE_DAMAGED };
 
 /* One record: the field (task id) and value of gantry:ecs:tasks:CLUSTER. TASK_PARSE_NOT_SAMPLED
- * for a sound record of a task that is not a RUNNING PROCESS task. Pure. */
+ * for a sound record of a task that is not a RUNNING PROCESS or DOCKER task. A DOCKER task's
+ * container whose id is not known yet ("") is left out, as one that is not running. Pure. */
 enum task_parse_result task_record_parse(const char *cluster, const char *id, const char *json,
                                          size_t len, struct ecs_task *out);
 

@@ -9,7 +9,9 @@ build_pkgs=(gcc make pkg-config libev-dev libhiredis-dev libcurl4-openssl-dev li
 test_pkgs=(libcmocka-dev redis-server curl python3 procps awscli docker.io)
 fmt_pkgs=(clang-format)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-perf_pkgs=(wrk haproxy nginx-light procps python3)
+# perf: the benchmarks' contenders (wrk, haproxy, nginx-light) and gnuplot-nox, which draws perf/load's
+# and the scenarios' charts (PNG, no X11).
+perf_pkgs=(wrk haproxy nginx-light procps python3 gnuplot-nox)
 
 sets=("$@")
 [ ${#sets[@]} -eq 0 ] && sets=(build test)

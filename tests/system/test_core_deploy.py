@@ -135,16 +135,16 @@ class CoreDeployTest(CoreTestCase, LbTestCase):
 
         load = Load(lb.listeners[0], max_seconds=90)
         wait_until(lambda: load.ok > 100, message="load flowing")
-        core.ok("UpdateService", {"service": "web", "taskDefinition": bad["taskDefinitionArn"]})
-        failed_seen = {}
+        bad_id = core.ok("UpdateService", {"service": "web", "taskDefinition":
+                                           bad["taskDefinitionArn"]})["service"]["deployments"][0]["id"]
+        failed_event = (f"(service web) (deployment {bad_id}) deployment failed: tasks failed "
+                        "to start.")
 
         def rolled_back():
             s = core.service("web")
-            for d in s["deployments"]:
-                if d["rolloutState"] == "FAILED":
-                    failed_seen.update(d)
             primary = s["deployments"][0]
-            return (failed_seen and primary["taskDefinition"] == rev1["taskDefinitionArn"]
+            return (failed_event in [e["message"] for e in s["events"]]
+                    and primary["taskDefinition"] == rev1["taskDefinitionArn"]
                     and primary["rolloutState"] == "COMPLETED" and len(s["deployments"]) == 1
                     and s)
         svc = wait_until(rolled_back, timeout=60, interval=0.1, message="rolled back")
@@ -152,20 +152,95 @@ class CoreDeployTest(CoreTestCase, LbTestCase):
         wait_until(lambda: load.ok > served + 100, message="load still flowing")
         ok, failed = load.stop()
         self.assertEqual(failed, [], f"{len(failed)} failed of {ok + len(failed)}")
-        self.assertEqual(failed_seen["taskDefinition"], bad["taskDefinitionArn"])
-        self.assertGreaterEqual(failed_seen["failedTasks"], 3)  # ECS's threshold for 4 tasks
-        self.assertIn("circuit breaker", failed_seen["rolloutStateReason"])
         self.assertEqual(svc["taskDefinition"], rev1["taskDefinitionArn"])
+        self.assertNotEqual(svc["deployments"][0]["id"], bad_id)
         # the revision-1 tasks served throughout: kept, not replaced
         self.assertEqual({t["taskArn"] for t in self.running(core)}, old)
         messages = [e["message"] for e in svc["events"]]
-        self.assertIn(f"(service web) (deployment {failed_seen['id']}) deployment failed: tasks "
-                      "failed to start.", messages)
         self.assertTrue(any("rolling back to deployment" in m for m in messages), messages)
         bad_tasks = [t for t in core.tasks(desiredStatus="STOPPED")
                      if t["taskDefinitionArn"] == bad["taskDefinitionArn"]]
-        self.assertGreaterEqual(len(bad_tasks), 3)
+        self.assertGreaterEqual(len(bad_tasks), 3)  # ECS's threshold for 4 tasks
         self.assertTrue(all(t["lastStatus"] == "STOPPED" for t in bad_tasks))
+
+    def test_a_revision_that_dies_after_a_few_seconds_never_completes(self):
+        # No load balancer, no health check, minimumHealthyPercent 0: a task that crashes 2 s in
+        # must not let its deployment complete (it only counts once alive 10 s).
+        core = self.start_core()
+        rev1 = core.ok("RegisterTaskDefinition", demo_taskdef(family="web"))
+        rev1 = rev1["taskDefinition"]
+        core.ok("CreateService", {
+            "serviceName": "web", "taskDefinition": "web", "desiredCount": 2,
+            "deploymentConfiguration": {"minimumHealthyPercent": 0, "maximumPercent": 100,
+                                        "deploymentCircuitBreaker": {"enable": True,
+                                                                     "rollback": True}}})
+        core.wait_running("web", 2, timeout=20)
+        wait_until(lambda: core.service("web")["deployments"][0]["rolloutState"] == "COMPLETED",
+                   message="the first deployment completed")
+        bad = core.ok("RegisterTaskDefinition", demo_taskdef(
+            family="web", command=["/bin/sh", "-c", "sleep 2; exit 1"]))
+        bad = bad["taskDefinition"]
+        core.ok("UpdateService", {"service": "web", "taskDefinition": bad["taskDefinitionArn"]})
+        states = set()
+
+        def back():
+            s = core.service("web")
+            for d in s["deployments"]:
+                if d["taskDefinition"] == bad["taskDefinitionArn"]:
+                    states.add(d["rolloutState"])
+            primary = s["deployments"][0]
+            return (primary["taskDefinition"] == rev1["taskDefinitionArn"] and
+                    primary["rolloutState"] == "COMPLETED" and s)
+        wait_until(back, timeout=60, interval=0.1, message="rolled back to revision 1")
+        self.assertNotIn("COMPLETED", states)
+        core.wait_running("web", 2, timeout=20)
+
+    def test_max_percent_holds_to_the_last_task(self):
+        core = self.start_core()
+        core.ok("RegisterTaskDefinition", demo_taskdef(family="web"))
+        core.ok("CreateService", {
+            "serviceName": "web", "taskDefinition": "web", "desiredCount": 4,
+            "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 100}})
+        core.wait_running("web", 4, timeout=20)
+        rev2 = core.ok("RegisterTaskDefinition", demo_taskdef(
+            family="web", env={"VERSION": "2"}))["taskDefinition"]
+        run_dir = self.tmp + "/run"
+        most = [0]
+        stop = threading.Event()
+
+        def sample():
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                most[0] = max(most[0], len(task_pids(run_dir)))
+                time.sleep(0.01)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        core.ok("UpdateService", {"service": "web", "taskDefinition": rev2["taskDefinitionArn"]})
+        wait_until(lambda: (lambda r: len(r) == 4 and all(
+            t["taskDefinitionArn"] == rev2["taskDefinitionArn"] for t in r))(self.running(core)),
+            timeout=60, message="every task on revision 2")
+        stop.set()
+        sampler.join(timeout=10)
+        self.assertEqual(most[0], 4, "more task processes than maximumPercent allows")
+
+    def test_a_failing_revision_is_throttled_without_the_breaker(self):
+        core = self.start_core()
+        core.ok("RegisterTaskDefinition", demo_taskdef(family="web"))
+        core.ok("CreateService", {"serviceName": "web", "taskDefinition": "web",
+                                  "desiredCount": 1})
+        core.wait_running("web", 1, timeout=20)
+        bad = core.ok("RegisterTaskDefinition", demo_taskdef(
+            family="web", command=["/bin/false"]))["taskDefinition"]
+        core.ok("UpdateService", {"service": "web", "taskDefinition": bad["taskDefinitionArn"]})
+        wanted = "(service web) is unable to consistently start tasks successfully."
+        wait_until(lambda: any(e["message"].startswith(wanted)
+                               for e in core.service("web")["events"]),
+                   message="the throttle event")
+        started = time.monotonic()
+        first = len(core.tasks(desiredStatus="STOPPED"))
+        wait_until(lambda: time.monotonic() - started > 3, interval=0.2, message="3 s")
+        # backing off 1, 2, 4 s...: a few more tasks in 3 s, not dozens
+        self.assertLessEqual(len(core.tasks(desiredStatus="STOPPED")) - first, 3)
 
     def test_without_rollback_a_failed_deployment_stops_and_the_old_tasks_stay(self):
         core, lb = self.start_stack()

@@ -29,11 +29,11 @@ class CoreScheduledTest(CoreTestCase):
                 core.tasks(desiredStatus=status, startedBy=f"events-rule/{name}")]
 
     def test_at_fires_once_and_disabled_never(self):
-        yaml = "  scheduled_tasks:\n" + entry("soon", at_in(2)) + entry(
-            "off", at_in(2), state="DISABLED")
+        yaml = "  scheduled_tasks:\n" + entry("soon", at_in(5)) + entry(
+            "off", at_in(5), state="DISABLED")
         core = self.start_core(yaml)
         core.ok("RegisterTaskDefinition", demo_taskdef(family="job", port=None))
-        [task] = wait_until(lambda: self.started_by(core, "soon"), timeout=10,
+        [task] = wait_until(lambda: self.started_by(core, "soon"), timeout=15,
                             message="the at() task started")
         self.assertEqual(task["group"], "family:job")
         self.assertTrue(task["taskDefinitionArn"].endswith("task-definition/job:1"))
@@ -50,11 +50,11 @@ class CoreScheduledTest(CoreTestCase):
         core = self.start_core("  scheduled_tasks: []\n")
         core.ok("RegisterTaskDefinition", demo_taskdef(family="job", port=None))
         text = open(core.config_path).read().replace(
-            "  scheduled_tasks: []\n", "  scheduled_tasks:\n" + entry("later", at_in(2)))
+            "  scheduled_tasks: []\n", "  scheduled_tasks:\n" + entry("later", at_in(5)))
         with open(core.config_path, "w") as f:
             f.write(text)
         core.program.signal(1)  # SIGHUP
-        wait_until(lambda: self.started_by(core, "later"), timeout=10,
+        wait_until(lambda: self.started_by(core, "later"), timeout=15,
                    message="the reloaded entry fired")
 
     def test_bad_expressions_are_refused_with_their_position(self):

@@ -240,6 +240,49 @@ class GantryStatusTest(CoreTestCase):
         r("SET", "gantry:ecs:clusters", "x")
         self.assertIn("clusters ?", self.status())
 
+    def test_status_shows_the_last_scaling_activities(self):
+        """What gantry-autoscaler records (autoscaler/activities.h) shows under its service: the
+        newest 3, newest first, with the status's reason and escaped text; nothing for a service
+        without any."""
+        core, _ = self.start_web()
+        key = "gantry:autoscaling:activities:service/prod/web"
+        now = time.time()
+        for n, (status, message) in enumerate([("Successful", ""), ("Successful", ""),
+                                               ("Failed", "ServiceNotFoundException"),
+                                               ("Successful", "")]):
+            self.redis.command("LPUSH", key, json.dumps({
+                "ActivityId": f"a{n}", "ServiceNamespace": "ecs", "ResourceId": "service/prod/web",
+                "ScalableDimension": "ecs:service:DesiredCount",
+                "Description": f"Setting desired count to {n + 2}.",
+                "Cause": f"monitor alarm high-{n} in state ALARM triggered policy cpu\x1b[0m",
+                "StartTime": now - 40 + n, "EndTime": now - 40 + n, "StatusCode": status,
+                "StatusMessage": message}))
+        out = wait_until(lambda: (lambda o: STEADY in o and o)(self.status()),
+                         message="the steady-state event in Redis")
+        self.assertRegex(out, r"(?m)^  SCALING\s+STATUS\s+DESCRIPTION\s+CAUSE$")
+        rows = re.findall(r"(?m)^  \d\d:\d\d:\d\d\s+(\S+(?: \(\S+\))?)\s+"
+                          r"(Setting desired count to \d\.)\s+(.*)$", out)
+        self.assertEqual(rows, [
+            ("Successful", "Setting desired count to 5.",
+             "monitor alarm high-3 in state ALARM triggered policy cpu\\x1b[0m"),
+            ("Failed (ServiceNotFoundException)", "Setting desired count to 4.",
+             "monitor alarm high-2 in state ALARM triggered policy cpu\\x1b[0m"),
+            ("Successful", "Setting desired count to 3.",
+             "monitor alarm high-1 in state ALARM triggered policy cpu\\x1b[0m")])
+        self.assertNotIn("\x1b", out)
+        self.assertLess(out.index("has reached a steady state"), out.index("  SCALING"))
+        self.assertEqual(self.status("--cluster", "prod"), out)
+
+        # the activities of another cluster's service of the same name are not this one's
+        self.redis.command("DEL", key)
+        self.redis.command("LPUSH", "gantry:autoscaling:activities:service/other/web", "{}")
+        self.assertNotIn("SCALING", self.status())
+        # a key of another type: '?', the rest as before
+        self.redis.command("SET", key, "not a list")
+        out = self.status()
+        self.assertRegex(out, r"(?m)^  scaling: \?$")
+        self.assertRegex(out, r"(?m)^web\s+prod\s+ACTIVE\s+2/2/0\s")
+
     def test_status_when_redis_is_down_or_stalls(self):
         proc = self.gantry("status", "--redis", f"redis://127.0.0.1:{free_port()}")
         self.assertEqual(proc.returncode, 1)

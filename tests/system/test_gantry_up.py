@@ -3,6 +3,8 @@ redis-server, the demo workload, readiness, output prefixing, restarts, the stop
 nothing it started outlives it. The demo cases need a working bin/gantry-demo-app and are skipped
 while it is not built."""
 import os
+import re
+import shutil
 import signal
 import socket
 import stat
@@ -10,8 +12,8 @@ import subprocess
 import unittest
 
 from core_fixtures import task_pids
-from harness import (ROOT, GantryTestCase, _read_resp, binary, free_port, http_request, pids_of,
-                     wait_until)
+from harness import (BIN, ROOT, GantryTestCase, Program, _read_resp, binary, free_port,
+                     http_request, pids_of, wait_until)
 
 
 def demo_app_available():
@@ -26,6 +28,26 @@ def demo_app_available():
 
 DEMO = demo_app_available()
 NEEDS_DEMO = "bin/gantry-demo-app is not built yet"
+
+
+def autoscaler_available():
+    """gantry-autoscaler is another engineer's: until it is built, the cases that need one run a
+    stand-in (GantryUpTest.bin_dir_with_fake_autoscaler)."""
+    try:
+        proc = subprocess.run([binary("gantry-autoscaler"), "--help"], capture_output=True,
+                              timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+AUTOSCALER = autoscaler_available()
+# A scalable target is all `gantry up` looks at to run gantry-autoscaler.
+SCALABLE_TARGET = """autoscaler:
+  scalable_targets:
+    - {ServiceNamespace: ecs, ResourceId: service/default/web,
+       ScalableDimension: "ecs:service:DesiredCount", MinCapacity: 1, MaxCapacity: 2}
+"""
 
 
 def unix_command(path, *words):
@@ -71,6 +93,35 @@ class GantryUpTest(GantryTestCase):
 
     def assert_nothing_left(self):
         wait_until(lambda: not self.leftovers(), message="no process left behind")
+
+    def bin_dir_with_fake_autoscaler(self):
+        """A copy of bin/gantry (`gantry up` runs the programs beside its own binary) next to the
+        real daemons and a stand-in gantry-autoscaler: a script that prints its arguments,
+        announces readiness with no address as the real one does (daemon_ready(NULL, 0)), and
+        exits on SIGTERM."""
+        bin_dir = os.path.join(self.tmp, "bin")
+        os.mkdir(bin_dir)
+        shutil.copy2(binary("gantry"), bin_dir)
+        for name in ("gantry-core", "gantry-lb", "gantry-metrics", "gantry-demo-app"):
+            os.symlink(binary(name), os.path.join(bin_dir, name))
+        script = os.path.join(bin_dir, "gantry-autoscaler")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n"
+                    'echo "fake autoscaler: $*"\n'
+                    "trap 'echo fake autoscaler: stopping; exit 0' TERM\n"
+                    "echo READY >&3\n"  # GANTRY_READY_FD is always 3 in a child of gantry up
+                    "exec 3>&-\n"
+                    "sleep 600 &\n"
+                    "wait\n")
+        os.chmod(script, 0o755)
+        return bin_dir
+
+    def start_gantry_in(self, bin_dir, args):
+        """BIN_DIR/gantry ARGS, as start_program runs bin/gantry."""
+        log_path = os.path.join(self.tmp, f"gantry-{len(self.programs)}.log")
+        program = Program([os.path.join(bin_dir, "gantry"), *args], log_path, cwd=self.tmp)
+        self.programs.append(program)
+        return program
 
     # --- the managed redis-server ---
 
@@ -273,13 +324,18 @@ class GantryUpTest(GantryTestCase):
         self.assertLess(log.index("lb stopped"), log.index("core stopped"))
 
     def test_demo_example_runs_the_service_behind_the_balancer(self):
-        """config/examples/demo.yaml, with free ports and the demo's absolute path."""
+        """config/examples/demo.yaml, with free ports and the demo's absolute path; its
+        gantry-autoscaler calls this gantry-core (or, until it is built, is left out: no scalable
+        target)."""
+        core_port = free_port()
+        autoscaler = (f"autoscaler:\n  ecs_endpoint: http://127.0.0.1:{core_port}\n" if AUTOSCALER
+                      else "autoscaler:\n  scalable_targets: []\n  policies: []\n")
         override = self.write_file("override.yaml", f"""\
 up:
   run_dir: run
   stop_timeout: 10s
 core:
-  listen: 127.0.0.1:0
+  listen: 127.0.0.1:{core_port}
   run_dir: {self.run_dir}
   task_definitions:
     - family: demo
@@ -297,28 +353,89 @@ lb:
     - name: web
       listen: 127.0.0.1:0
       default_action: {{type: forward, target_group: demo}}
-""")
+""" + autoscaler)
         up, addrs = self.start_up(os.path.join(ROOT, "config/examples/demo.yaml"),
                                   ["-c", override])
+        self.assertEqual(addrs[1], f"http://127.0.0.1:{core_port}")
         listener = addrs[2]
         self.wait_two_tasks_serving(listener)
         self.assertIn("(service demo) has reached a steady state.", up.log())
+        self.assertEqual("autoscaler is ready" in up.log(), AUTOSCALER)
         self.stop_and_check_nothing_left(up)
 
+    def test_embedded_config_is_the_demo_example(self):
+        """cli/up.c's embedded defaults are config/examples/demo.yaml but for its comments and the
+        demo's absolute path. `gantry up` writes them, then fails at once: no redis-server in its
+        PATH here, so nothing is started."""
+        empty = os.path.join(self.tmp, "empty")
+        os.mkdir(empty)
+        proc = self.run_program("gantry", ["up"], env={"PATH": empty})
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("not found in PATH", proc.stderr)
+
+        def lines(text):
+            return [line for line in text.splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+        with open(os.path.join(self.run_dir, "gantry-up.yaml")) as f:
+            embedded = f.read()
+        with open(os.path.join(ROOT, "config/examples/demo.yaml")) as f:
+            example = f.read()
+        demo_app = os.path.realpath(binary("gantry-demo-app"))
+        self.assertIn(f'["{demo_app}"]', embedded)
+        self.assertEqual(lines(embedded.replace(demo_app, "bin/gantry-demo-app")), lines(example))
+
     def test_without_a_config_it_runs_the_embedded_demo_service(self):
-        """`make run`: no -c; the demo service on 127.0.0.1:8080, the API on 127.0.0.1:9300."""
-        up = self.start_program("gantry", ["up"])
+        """`make run`: no -c; the demo service on 127.0.0.1:8080, the API on 127.0.0.1:9300, and
+        gantry-autoscaler (a stand-in until bin/gantry-autoscaler is built)."""
+        bin_dir = BIN if AUTOSCALER else self.bin_dir_with_fake_autoscaler()
+        up = self.start_gantry_in(bin_dir, ["up"])
         addrs = up.wait_ready()
         self.assertIn("http://127.0.0.1:9300", addrs)
         self.assertIn("127.0.0.1:8080", addrs)
         self.wait_two_tasks_serving("127.0.0.1:8080")
+        self.assertIn("autoscaler is ready", up.log())
         with open(os.path.join(self.run_dir, "gantry-up.yaml")) as f:
-            self.assertIn(binary("gantry-demo-app"), f.read())
+            self.assertIn(os.path.join(bin_dir, "gantry-demo-app"), f.read())
         # `gantry status` finds the Redis `gantry up` runs by itself (its socket in run/)
         status = self.run_program("gantry", ["status"])
         self.assertEqual(status.returncode, 0, status.stderr)
         self.assertRegex(status.stdout, r"demo +default +ACTIVE +2/2/0 +demo:1")
         self.stop_and_check_nothing_left(up)
+
+    # --- gantry-autoscaler ---
+
+    def test_autoscaler_starts_last_and_stops_first(self):
+        """With a scalable target, gantry-autoscaler runs after gantry-metrics with the same files
+        and Redis; it announces no address; on a stop it goes first. Without one it is not run."""
+        bin_dir = self.bin_dir_with_fake_autoscaler()
+        config = self.write_config(extra=SCALABLE_TARGET)
+        up = self.start_gantry_in(bin_dir, ["up", "-c", config])
+        addrs = up.wait_ready()
+        self.assertEqual(len(addrs), 3, addrs)  # redis, gantry-core's API, gantry-metrics' admin
+        log = up.log()
+        self.assertIn(f"autoscaler | fake autoscaler: -c {config} --redis unix:{self.socket_path}",
+                      log)
+        self.assertLess(log.index("metrics is ready"), log.index("fake autoscaler: -c"))
+        self.assertRegex(log, r"metrics http://127\.0\.0\.1:\d+/, autoscaler; Ctrl-C to stop")
+        self.assertRegex(log, r"(?m)autoscaler is ready$")
+        up.signal(signal.SIGINT)
+        self.assertEqual(up.wait(), 0, up.log())
+        self.assert_nothing_left()
+        log = up.log()
+        self.assertIn("fake autoscaler: stopping", log)
+        order = [log.index(f"{name} stopped") for name in ("autoscaler", "metrics", "core",
+                                                            "redis")]
+        self.assertEqual(order, sorted(order), log)
+
+        # an autoscaler section without scalable targets runs no autoscaler
+        config = self.write_config(name="none.yaml",
+                                   extra="autoscaler:\n  scalable_targets: []\n")
+        up = self.start_gantry_in(bin_dir, ["up", "-c", config])
+        self.assertEqual(len(up.wait_ready()), 3)
+        up.signal(signal.SIGINT)
+        self.assertEqual(up.wait(), 0, up.log())
+        self.assertNotIn("autoscaler", up.log())
+        self.assertIn("metrics | ", up.log())  # the prefixes as wide as the longest name run
 
     # --- the command line ---
 

@@ -1,7 +1,9 @@
 /* gantry-metrics' pure parts: /proc/PID/stat with awkward command names, mountinfo lines and a
  * task's cgroup found from /proc/PID/cgroup (v1 split hierarchies, v1 cpu+cpuacct, v2, hybrid,
  * a task run without cgroups, paths that try to leave), flat keyed files, gantry-core's task
- * records (sound, not sampled, and every damaged shape), ECS's cpu and memory forms, the report
+ * records (sound, not sampled, and every damaged shape; DOCKER tasks' containers by id), dockerd's
+ * stats documents (v1, v2, no memory controller, a container not running, damaged) and their
+ * times, ECS's cpu and memory forms, the report
  * (percentages, a task reserving no CPU, the service totals, a first sample without CPU), and
  * Prometheus label escaping. */
 #include <setjmp.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include "metrics/cgroup.h"
+#include "metrics/docker_stats.h"
 #include "metrics/ecs_report.h"
 #include "common/procfs.h"
 #include "metrics/prom.h"
@@ -259,6 +262,159 @@ static void test_damaged_records(void **state)
                      TASK_PARSE_DAMAGED);
 }
 
+#define CONTAINER_ID "3f0c1e2d4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
+
+static const char *docker_record(const char *processes)
+{
+    static char text[2048];
+    snprintf(text, sizeof text,
+             "{\"lastStatus\":\"RUNNING\",\"launchType\":\"DOCKER\",\"cpu\":\"512\","
+             "\"memory\":\"64\",\"_gantry\":{\"service\":\"web\",\"processes\":%s}}",
+             processes);
+    return text;
+}
+
+static void test_docker_records(void **state)
+{
+    (void)state;
+    struct ecs_task t;
+    /* pid and startTicks are not a DOCKER container's identity: dockerd's pid may be 0 */
+    const char *sound = docker_record(
+        "[{\"name\":\"a\",\"pid\":0,\"startTicks\":0,\"running\":true,\"dockerId\":\"" CONTAINER_ID
+        "\"},{\"name\":\"b\",\"pid\":7,\"startTicks\":0,\"running\":false,\"dockerId\":"
+        "\"" CONTAINER_ID "\"},{\"name\":\"c\",\"running\":true,\"dockerId\":\"\"}]");
+    assert_int_equal(parse("default", ID_A, sound, &t), TASK_PARSE_OK);
+    assert_int_equal(t.launch, ECS_LAUNCH_DOCKER);
+    assert_int_equal(t.cpu_units, 512);
+    /* b is not running, c's container is not known yet */
+    assert_int_equal(t.n_procs, 1);
+    assert_string_equal(t.procs[0].docker_id, CONTAINER_ID);
+    assert_int_equal(parse("default", ID_A, record("RUNNING", "\"512\"", RT_OK), &t),
+                     TASK_PARSE_OK);
+    assert_int_equal(t.launch, ECS_LAUNCH_PROCESS);
+    assert_string_equal(t.procs[0].docker_id, "");
+
+    const char *damaged[] = {
+        "[{\"running\":true}]",                                    /* no dockerId */
+        "[{\"running\":true,\"dockerId\":7}]",                     /* not a string */
+        "[{\"running\":true,\"dockerId\":\"../../x\"}]",           /* not hex */
+        "[{\"running\":true,\"dockerId\":\"3F0C1E2D4B5A\"}]",      /* not lowercase */
+        "[{\"running\":true,\"dockerId\":\"3f0c1e\"}]",            /* too short */
+        "[{\"running\":true,\"dockerId\":\"" CONTAINER_ID "0\"}]", /* too long */
+        "[{\"running\":\"yes\",\"dockerId\":\"" CONTAINER_ID "\"}]",
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        char copy[2048];
+        snprintf(copy, sizeof copy, "%s", docker_record(damaged[i]));
+        if (parse("default", ID_A, copy, &t) != TASK_PARSE_DAMAGED)
+            fail_msg("accepted: %s", copy);
+    }
+    assert_true(docker_stats_id_valid("3f0c1e2d4b5a"));
+    assert_false(docker_stats_id_valid(""));
+}
+
+/* ---- dockerd's stats documents ------------------------------------------------------------- */
+
+static void test_docker_times(void **state)
+{
+    (void)state;
+    int64_t ns = 0;
+    const int64_t at = 1795267565LL * 1000000000; /* 2026-11-21T13:26:05Z */
+    assert_int_equal(docker_time_parse("2026-11-21T13:26:05.969515704Z", &ns), 0);
+    assert_true(ns == at + 969515704);
+    assert_int_equal(docker_time_parse("2026-11-21T13:26:05.98752781Z", &ns), 0);
+    assert_true(ns == at + 987527810); /* Go drops trailing zeros */
+    assert_int_equal(docker_time_parse("2026-11-21T13:26:05Z", &ns), 0);
+    assert_true(ns == at);
+    assert_int_equal(docker_time_parse("2026-11-21T14:26:05.5+01:00", &ns), 0);
+    assert_true(ns == at + 500000000);
+    assert_int_equal(docker_time_parse("2026-11-21T07:56:05-05:30", &ns), 0);
+    assert_true(ns == at);
+    assert_int_equal(docker_time_parse("0001-01-01T00:00:00Z", &ns), 1); /* Go's zero time */
+    const char *bad[] = {"",
+                         "2026-11-21",
+                         "2026-11-21 13:26:05Z",
+                         "2026-13-21T13:26:05Z",
+                         "2026-11-21T24:26:05Z",
+                         "2026-11-21T13:26:05",
+                         "2026-11-21T13:26:05.Z",
+                         "2026-11-21T13:26:05.1234567891Z",
+                         "2026-11-21T13:26:05Zjunk",
+                         "2026-11-21T13:26:05+1:00",
+                         "+026-11-21T13:26:05Z",
+                         "9999-11-21T13:26:05Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (docker_time_parse(bad[i], &ns) != -1)
+            fail_msg("accepted: %s", bad[i]);
+}
+
+/* Cut from what Docker 20.10 sends on cgroup v1. */
+#define FRAME_V1                                                                                   \
+    "{\"read\":\"2026-11-21T13:26:05.969515704Z\",\"preread\":\"0001-01-01T00:00:00Z\","           \
+    "\"pids_stats\":{\"current\":1},\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":44538257,"       \
+    "\"percpu_usage\":[44538257,0]},\"system_cpu_usage\":37464360000000,\"online_cpus\":2},"       \
+    "\"memory_stats\":{\"usage\":434176,\"max_usage\":3309568,\"stats\":{\"cache\":8192,"          \
+    "\"inactive_file\":4096,\"rss\":73728,\"total_inactive_file\":8192,\"total_rss\":73728},"      \
+    "\"limit\":67108864},\"name\":\"/a\",\"id\":\"" CONTAINER_ID "\"}"
+
+static enum docker_frame_result frame(const char *text, struct docker_frame *f)
+{
+    return docker_frame_parse(text, strlen(text), f);
+}
+
+static void test_docker_frames(void **state)
+{
+    (void)state;
+    struct docker_frame f;
+    assert_int_equal(frame(FRAME_V1, &f), DOCKER_FRAME_OK);
+    assert_true(f.read_ns == 1795267565LL * 1000000000 + 969515704);
+    assert_int_equal(f.cpu_ns, 44538257);
+    assert_true(f.has_memory);
+    assert_int_equal(f.memory_b, 434176 - 8192); /* v1: less total_inactive_file */
+    /* cgroup v2: inactive_file */
+    assert_int_equal(frame("{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":"
+                           "{\"total_usage\":5}},\"memory_stats\":{\"usage\":100000,"
+                           "\"stats\":{\"inactive_file\":30000,\"anon\":50000}}}",
+                           &f),
+                     DOCKER_FRAME_OK);
+    assert_int_equal(f.memory_b, 70000);
+    /* a cache larger than the usage (counters read apart) is not subtracted */
+    assert_int_equal(frame("{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":"
+                           "{\"total_usage\":5}},\"memory_stats\":{\"usage\":1000,"
+                           "\"stats\":{\"total_inactive_file\":4000,\"inactive_file\":4000}}}",
+                           &f),
+                     DOCKER_FRAME_OK);
+    assert_int_equal(f.memory_b, 1000);
+    /* a daemon without the memory controller: CPU only */
+    assert_int_equal(frame("{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":"
+                           "{\"total_usage\":5}},\"memory_stats\":{}}",
+                           &f),
+                     DOCKER_FRAME_OK);
+    assert_false(f.has_memory);
+    /* what dockerd sends for a container that does not run */
+    assert_int_equal(frame("{\"read\":\"0001-01-01T00:00:00Z\",\"cpu_stats\":{\"cpu_usage\":"
+                           "{\"total_usage\":0}},\"memory_stats\":{}}",
+                           &f),
+                     DOCKER_FRAME_NOT_RUNNING);
+    const char *damaged[] = {
+        "{not json",
+        "[]",
+        "{}",
+        "{\"read\":7}",
+        "{\"read\":\"yesterday\",\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":5}}}",
+        "{\"read\":\"2026-11-21T13:26:05Z\"}",
+        "{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":-5}}}",
+        "{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":\"5\"}}}",
+        "{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":5}},"
+        "\"memory_stats\":{\"usage\":1.5}}",
+        "{\"read\":\"2026-11-21T13:26:05Z\",\"cpu_stats\":{\"cpu_usage\":{\"total_usage\":"
+        "99999999999999999999}}}",
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++)
+        if (frame(damaged[i], &f) != DOCKER_FRAME_DAMAGED)
+            fail_msg("accepted: %s", damaged[i]);
+}
+
 static void test_cpu_and_memory_forms(void **state)
 {
     (void)state;
@@ -407,6 +563,9 @@ int main(void)
         cmocka_unit_test(test_flat_keyed_files),
         cmocka_unit_test(test_sound_records),
         cmocka_unit_test(test_damaged_records),
+        cmocka_unit_test(test_docker_records),
+        cmocka_unit_test(test_docker_times),
+        cmocka_unit_test(test_docker_frames),
         cmocka_unit_test(test_cpu_and_memory_forms),
         cmocka_unit_test(test_report_percentages_and_service_totals),
         cmocka_unit_test(test_label_escaping),
