@@ -114,8 +114,10 @@ test: deps all
 # starting from the seeds in tests/fuzz/seeds-NAME/ plus what earlier runs found.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-# The shared library's sources, plus gantry-core's pure task definition rules.
-FUZZ_SRCS := $(LIB_SRCS) core/taskdef.c core/api_error.c
+# The shared library's sources, plus the pure parsers of gantry-core (task definitions) and
+# gantry-autoscaler (policies), with the metric names they use.
+FUZZ_SRCS := $(LIB_SRCS) core/taskdef.c core/api_error.c autoscaler/model.c metrics/series.c \
+             metrics/store.c metrics/hist.c
 FUZZ_FLAGS := -std=c11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
 fuzz:

@@ -37,17 +37,28 @@ static const struct as_metric *policy_metric(const struct as_policy *p)
     return p->type == AS_STEP ? &p->alarm.metric : &p->metric;
 }
 
-/* The statistic of each of the last n periods ending at end_s; a period without data is
- * missing, never zero. */
-static void read_points(struct autoscaler *a, const struct as_policy *p, int64_t end_s,
-                        struct as_points *out)
+static int running_at(const struct as_run *run, int64_t t_ms, int fallback);
+
+static int64_t policy_period_s(const struct autoscaler *a, const struct as_policy *p)
+{
+    int64_t ms =
+        p->type == AS_STEP && p->alarm.period_ms ? p->alarm.period_ms : a->settings.period_ms;
+    return ms / 1000 < 1 ? 1 : ms / 1000;
+}
+
+/* The statistic of each of the last n periods ending at end_s; a period without data, or with a
+ * value that is not a finite number (a damaged record), is missing, never zero.
+ *
+ * Target tracking assumes its metric is inversely proportional to the capacity, and a datapoint
+ * describes the tasks that ran during its period: while a scale-out's tasks are still starting,
+ * fewer ran than are now desired. Such a datapoint is read as it would be at the desired
+ * capacity (value * running then / desired), so that the same high datapoints, read again before
+ * the new tasks serve, do not scale out a second time. */
+static void read_points(struct autoscaler *a, const struct as_policy *p, const struct as_run *run,
+                        int desired, int64_t end_s, struct as_points *out)
 {
     const struct as_metric *m = policy_metric(p);
-    int64_t period_s =
-        (p->type == AS_STEP && p->alarm.period_ms ? p->alarm.period_ms : a->settings.period_ms) /
-        1000;
-    if (period_s < 1)
-        period_s = 1;
+    int64_t period_s = policy_period_s(a, p);
     int n = points_needed(p, &a->settings);
     memset(out, 0, sizeof *out);
     out->n = n;
@@ -57,9 +68,16 @@ static void read_points(struct autoscaler *a, const struct as_policy *p, int64_t
         double v;
         if (metric_read_window(&a->redis, m->series, stop - period_s, stop, &a->retention, &w) <
                 0 ||
-            !metric_window_value(&w, m->stat, &v))
+            !metric_window_value(&w, m->stat, &v) || !isfinite(v))
             continue;
-        out->value[i] = m->per_minute ? v * 60.0 / (double)period_s : v;
+        if (m->per_minute)
+            v = v * 60.0 / (double)period_s;
+        if (p->type == AS_TARGET_TRACKING && desired > 0) {
+            int then = running_at(run, (stop - period_s) * 1000, desired);
+            if (then > 0 && then < desired)
+                v = v * then / desired;
+        }
+        out->value[i] = v;
         out->present[i] = true;
     }
 }
@@ -157,6 +175,13 @@ static void evaluate_target(struct autoscaler *a, size_t index, int64_t now_ms)
     }
     if (!svc.active)
         return;
+    if (run->last_error[0]) {
+        log_info("%s: the ECS API answers again", t->resource_id);
+        run->last_error[0] = '\0';
+    }
+    if (svc.desired < 0 || svc.desired > 100000 || svc.running < 0)
+        return;
+    note_running(run, now_ms, svc.running);
     const struct as_policy *policies[AS_MAX_POLICIES_PER_TARGET];
     struct as_points *points = a->points;
     int n = 0;
@@ -165,26 +190,24 @@ static void evaluate_target(struct autoscaler *a, size_t index, int64_t now_ms)
         const struct as_policy *p = &a->model.policies[i];
         if (strcmp(p->resource_id, t->resource_id) != 0)
             continue;
+        int64_t policy_end = end_s;
+        if (p->type == AS_STEP) {
+            /* an alarm is evaluated once per Period, on whole periods, as CloudWatch does: not
+             * again at every tick of a shorter autoscaler.period */
+            int64_t period_s = policy_period_s(a, p);
+            policy_end = end_s - end_s % period_s;
+            if (a->step_last_end[i] == policy_end)
+                continue;
+            a->step_last_end[i] = policy_end;
+        }
         policies[n] = p;
-        read_points(a, p, end_s, &points[n]);
+        read_points(a, p, run, svc.desired, policy_end, &points[n]);
         n++;
     }
-    /* The newest datapoint describes the tasks that ran during its period: the capacity it is
-     * proportional to is the running count then, not the desired count now (else the same high
-     * datapoints, read again before a scale-out's tasks serve, would scale out again). */
-    note_running(run, now_ms, svc.running);
-    int current = svc.desired;
-    int then = running_at(run, end_s * 1000 - a->settings.period_ms, svc.running);
-    if (then > 0 && then < current)
-        current = then;
     struct as_decision d;
-    if (!as_decide(t, &a->settings, policies, points, n, current, svc.deployment_in_progress,
+    if (!as_decide(t, &a->settings, policies, points, n, svc.desired, svc.deployment_in_progress,
                    now_ms, &run->state, &d) ||
         d.kind == AS_NONE || d.desired == svc.desired)
-        return;
-    /* decided from the capacity of an earlier period: only a move beyond what is set now acts */
-    if ((d.kind == AS_SCALE_OUT && d.desired < svc.desired) ||
-        (d.kind == AS_SCALE_IN && d.desired > svc.desired))
         return;
     act(a, t, run, d.policy_index >= 0 && d.policy_index < n ? policies[d.policy_index] : NULL, &d);
 }
@@ -222,15 +245,28 @@ static int adopt_model(struct autoscaler *a, struct as_model *model)
         as_state_init(&runs[i].state, t);
         for (size_t j = 0; j < a->model.n_targets; j++) {
             const struct as_target *old = &a->model.targets[j];
-            if (strcmp(old->resource_id, t->resource_id) == 0 &&
-                old->min_capacity == t->min_capacity && old->max_capacity == t->max_capacity)
-                runs[i].state = a->runs[j].state;
+            if (strcmp(old->resource_id, t->resource_id) != 0)
+                continue;
+            /* cooldowns and the running-count history survive; the capacity bounds in force
+             * are the new file's (a scheduled action's apply again at its next time) */
+            struct as_state fresh = runs[i].state;
+            runs[i] = a->runs[j];
+            runs[i].state.min_capacity = fresh.min_capacity;
+            runs[i].state.max_capacity = fresh.max_capacity;
         }
+    }
+    int64_t *step_last_end =
+        calloc(model->n_policies ? model->n_policies : 1, sizeof *step_last_end);
+    if (!step_last_end) {
+        free(runs);
+        return -1;
     }
     as_model_free(&a->model);
     free(a->runs);
+    free(a->step_last_end);
     a->model = *model;
     a->runs = runs;
+    a->step_last_end = step_last_end;
     memset(model, 0, sizeof *model);
     plan_actions(a, clock_wall_ms() / 1000);
     return 0;
@@ -276,10 +312,14 @@ static void on_reload(void *arg)
     config_free(&a->cfg);
     a->cfg = *next;
     free(next);
+    int64_t period_before = a->settings.period_ms;
     as_settings_from(&a->cfg.autoscaler, &a->settings);
-    double every = (double)a->settings.period_ms / 1000.0;
-    ev_timer_set(&a->tick, every, every);
-    ev_timer_again(a->loop, &a->tick);
+    if (a->settings.period_ms != period_before) { /* else reloads must not postpone the ticks */
+        double every = (double)a->settings.period_ms / 1000.0;
+        ev_timer_stop(a->loop, &a->tick);
+        ev_timer_set(&a->tick, every, every);
+        ev_timer_start(a->loop, &a->tick);
+    }
     log_info("configuration reloaded: %zu scalable targets, %zu policies, %zu scheduled actions",
              a->model.n_targets, a->model.n_policies, a->model.n_actions);
 }
@@ -323,6 +363,7 @@ void autoscaler_free(struct autoscaler *a)
     as_model_free(&a->model);
     free(a->runs);
     free(a->action_next);
+    free(a->step_last_end);
     ecs_client_free(&a->ecs);
     redis_sync_close(&a->redis);
     config_free(&a->cfg);

@@ -42,8 +42,9 @@ struct autoscaler {
     struct metric_retention retention;
     struct as_model model;
     struct as_settings settings;
-    struct as_run *runs;  /* one per model.targets, same index */
-    int64_t *action_next; /* per model.actions: next fire (Unix s), -1 never */
+    struct as_run *runs;    /* one per model.targets, same index */
+    int64_t *action_next;   /* per model.actions: next fire (Unix s), -1 never */
+    int64_t *step_last_end; /* per model.policies: the alarm period a step policy last saw */
     ev_timer tick;
     struct as_points points[AS_MAX_POLICIES_PER_TARGET]; /* one target's, during its evaluation */
 };

@@ -13,6 +13,8 @@ enum {
     MAX_ANSWER = 4 * 1024 * 1024, /* a DescribeServices of one service is a few KiB */
     ATTEMPTS = 4,
     FIRST_BACKOFF_MS = 100,
+    CALL_BUDGET_MS = 2500, /* a call and its retries: the daemon's loop waits for them */
+    MIN_ATTEMPT_MS = 200,
 };
 
 struct answer {
@@ -84,8 +86,17 @@ static int set_signing(struct ecs_client *c, struct curl_slist **headers)
     return 0;
 }
 
-/* One attempt: the HTTP status (0: no answer) and the body in *a. */
-static long attempt(struct ecs_client *c, const char *action, const char *body, struct answer *a)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One attempt within timeout_ms: the HTTP status (0: no answer; *timed_out when the time ran
+ * out) and the body in *a. */
+static long attempt(struct ecs_client *c, const char *action, const char *body, long timeout_ms,
+                    bool *timed_out, struct answer *a)
 {
     CURL *curl = c->curl;
     curl_easy_reset(curl);
@@ -102,8 +113,8 @@ static long attempt(struct ecs_client *c, const char *action, const char *body, 
     curl_easy_setopt(curl, CURLOPT_URL, c->endpoint);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
@@ -111,6 +122,7 @@ static long attempt(struct ecs_client *c, const char *action, const char *body, 
     CURLcode rc = curl_easy_perform(curl);
     curl_slist_free_all(headers);
     long status = 0;
+    *timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     if (rc != CURLE_OK) {
         snprintf(c->error, sizeof c->error, "%s %.400s: %s", action, c->endpoint,
                  a->too_large ? "answer too large" : curl_easy_strerror(rc));
@@ -146,11 +158,16 @@ static json_t *call(struct ecs_client *c, const char *action, json_t *request)
     }
     json_t *result = NULL;
     long backoff = FIRST_BACKOFF_MS;
+    int64_t deadline = mono_ms() + CALL_BUDGET_MS;
     for (int i = 0; i < ATTEMPTS; i++) {
         if (i)
             sleep_ms(backoff), backoff *= 2;
+        int64_t left = deadline - mono_ms();
+        if (left < MIN_ATTEMPT_MS)
+            break; /* the next period tries again */
         struct answer a = {0};
-        long status = attempt(c, action, body, &a);
+        bool timed_out = false;
+        long status = attempt(c, action, body, (long)left, &timed_out, &a);
         json_t *doc = a.data ? json_loads(a.data, 0, NULL) : NULL;
         free(a.data);
         if (status == 200 && doc) {
@@ -165,7 +182,7 @@ static json_t *call(struct ecs_client *c, const char *action, json_t *request)
             snprintf(c->error, sizeof c->error, "%s: %s: %s (HTTP %ld)", action, type,
                      message ? message : "(no message)", status);
         }
-        bool again = retryable(status, type);
+        bool again = retryable(status, type) && !timed_out; /* a hung API gets no second wait */
         json_decref(doc);
         if (!again)
             break;
@@ -189,7 +206,16 @@ int ecs_describe_service(struct ecs_client *c, const char *cluster, const char *
         json_decref(doc);
         return -1;
     }
-    out->desired = (int)json_integer_value(json_object_get(svc, "desiredCount"));
+    json_t *desired = json_object_get(svc, "desiredCount");
+    if (!json_is_integer(desired) || json_integer_value(desired) < 0 ||
+        json_integer_value(desired) > 100000) {
+        snprintf(c->error, sizeof c->error,
+                 "DescribeServices: service %s/%s: no usable desiredCount in the answer", cluster,
+                 service);
+        json_decref(doc);
+        return -1;
+    }
+    out->desired = (int)json_integer_value(desired);
     out->running = (int)json_integer_value(json_object_get(svc, "runningCount"));
     out->pending = (int)json_integer_value(json_object_get(svc, "pendingCount"));
     const char *status = json_string_value(json_object_get(svc, "status"));

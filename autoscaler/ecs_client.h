@@ -1,8 +1,10 @@
 /* The autoscaler's ECS API client: DescribeServices and UpdateService over ECS's JSON 1.1
  * protocol with libcurl, against gantry-core or (with SigV4, CURLOPT_AWS_SIGV4) real Amazon ECS.
- * Calls are synchronous with short timeouts (a connect of 1 s, 5 s in all) and retried with a
- * backoff (100, 200, 400 ms) when the answer says to try again: a connection failure, a 5xx,
- * ServerException or ThrottlingException. An ECS error otherwise is returned as it is. */
+ * Calls are synchronous and bounded: 2.5 s for a call and its retries in all (a connect of at most
+ * 1 s), retried after 100, 200, 400 ms while time is left when the answer says to try again (a
+ * refused connection, a 5xx, ServerException or ThrottlingException); a timeout is not retried
+ * (a hung API costs the loop one wait per call; the next period tries again). An ECS error
+ * otherwise is returned as it is. */
 #ifndef GANTRY_AUTOSCALER_ECS_CLIENT_H
 #define GANTRY_AUTOSCALER_ECS_CLIENT_H
 

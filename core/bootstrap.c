@@ -1,7 +1,8 @@
 /* The declarative part of the configuration: core.clusters, core.task_definitions and
  * core.services are applied at start and on SIGHUP, idempotently: a task definition is registered
  * only when it differs from its family's latest revision, a service is created when missing and
- * updated to the declared desiredCount otherwise. */
+ * updated otherwise; its declared desiredCount is applied when it changed in the file since it was
+ * last applied (the autoscaler owns the count in between). */
 #include <stdio.h>
 #include <string.h>
 
@@ -69,11 +70,25 @@ static void apply_service(struct core *core, const struct cfg_json *item, size_t
     cluster_ensure(core, cluster ? cluster : "default");
     if (!json_object_get(in, "desiredCount"))
         json_object_set_new(in, "desiredCount", json_integer(1));
+    json_int_t declared = json_integer_value(json_object_get(in, "desiredCount"));
+    /* The declared count is applied when it changes in the file, not at every start or reload:
+     * in between, gantry-autoscaler (or an operator's UpdateService) owns it. */
+    const char *name = json_string_value(json_object_get(in, "serviceName"));
+    struct core_service *svc = service_find(core, cluster ? cluster : "default", name);
+    if (svc && svc->active &&
+        json_equal(json_object_get(svc->doc, "_declaredDesiredCount"),
+                   json_object_get(in, "desiredCount")))
+        json_object_del(in, "desiredCount");
     struct api_error err;
     json_t *out = NULL;
     if (service_apply(core, in, true, &out, &err) < 0)
         log_warn("%s:%d:%d: 'core.services[%zu]' not applied: %s: %s", item->origin.file,
                  item->origin.line, item->origin.col, i, err.type, err.message);
+    svc = service_find(core, cluster ? cluster : "default", name);
+    if (svc && svc->active) {
+        json_object_set_new(svc->doc, "_declaredDesiredCount", json_integer(declared));
+        svc->dirty = true;
+    }
     json_decref(out);
     json_decref(in);
 }

@@ -79,6 +79,7 @@ static void deployment_counts(struct core *core, struct core_service *svc, int *
 json_t *service_describe(struct core *core, struct core_service *svc)
 {
     json_t *out = json_deep_copy(svc->doc);
+    json_object_del(out, "_declaredDesiredCount"); /* bootstrap.c's: not ECS's */
     int running = 0, pending = 0;
     deployment_counts(core, svc, &running, &pending);
     json_object_set_new(out, "status", json_string(service_status(svc)));

@@ -44,7 +44,10 @@ class CoreDeployTest(CoreTestCase, LbTestCase):
         program = self.start_program("gantry-lb", ["-c", path])
         return core, Lb(program, program.wait_ready(), path)
 
-    def create_service(self, core, count, breaker=None, grace=None):
+    # A grace period of 10 s: a machine slowed down (the ASan build) can make a healthy target
+    # miss the lb's 150 ms health checks for a moment, and such a blip must not replace a task
+    # the test counts on. The test of that replacement sets its own.
+    def create_service(self, core, count, breaker=None, grace=10):
         request = {"serviceName": "web", "taskDefinition": "web", "desiredCount": count,
                    "loadBalancers": [{"targetGroupArn": TG_ARN, "containerName": "web",
                                       "containerPort": 8080}]}

@@ -36,6 +36,7 @@ class TargetWatcher:
         self.redis = redis
         self.addrs = set(addrs)
         self.missing = set()
+        self.error = None
         self.stop_event = threading.Event()
         self.deadline = time.monotonic() + max_seconds
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -43,13 +44,19 @@ class TargetWatcher:
 
     def run(self):
         while not self.stop_event.is_set() and time.monotonic() < self.deadline:
-            members = set(self.redis.command("HKEYS", "gantry:targets:web"))
+            try:
+                members = set(self.redis.command("HKEYS", "gantry:targets:web"))
+            except Exception as e:  # reported by stop(), never lost in the thread
+                self.error = e
+                return
             self.missing |= self.addrs - members
             time.sleep(0.01)
 
     def stop(self):
         self.stop_event.set()
         self.thread.join(timeout=10)
+        if self.error:
+            raise AssertionError(f"the target watcher failed: {self.error!r}")
         return self.missing
 
 
@@ -64,7 +71,7 @@ class CoreRestartTest(CoreTestCase, LbTestCase):
         program = self.start_program("gantry-lb", ["-c", path])
         return Lb(program, program.wait_ready(), path)
 
-    def create_service(self, core, count, grace=0):
+    def create_service(self, core, count, grace=10):  # no replacement for a health-check blip
         core.ok("CreateService", {
             "serviceName": "web", "taskDefinition": "web", "desiredCount": count,
             "healthCheckGracePeriodSeconds": grace,

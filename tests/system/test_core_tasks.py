@@ -168,12 +168,32 @@ class CoreTasksTest(CoreTestCase):
             f.write(text)
         core.program.signal(signal.SIGHUP)
         core.wait_running("svc", 3)
+        # an autoscaler (or an operator) changes the count: a reload of the same file keeps it,
+        # and so does a restart
+        core.ok("UpdateService", {"service": "svc", "desiredCount": 1})
+        core.wait_running("svc", 1)
+        core.program.signal(signal.SIGHUP)
+        wait_until(lambda: core.program.log().count("configuration reloaded") >= 2,
+                   message="the second reload")
+        self.assertEqual(core.service("svc")["desiredCount"], 1)
+        core.program.signal(signal.SIGKILL)
+        core.program.wait()
+        core = self.start_core(declared.replace("desiredCount: 2", "desiredCount: 3"),
+                               name="core3.yaml")
+        core.wait_running("svc", 1)
+        self.assertEqual(core.service("svc")["desiredCount"], 1)
+        # the file's count changes: it is applied
+        text = open(core.config_path).read().replace("desiredCount: 3", "desiredCount: 2")
+        with open(core.config_path, "w") as f:
+            f.write(text)
+        core.program.signal(signal.SIGHUP)
+        core.wait_running("svc", 2)
         with open(core.config_path, "w") as f:
             f.write(text.replace("memory: 32", "memory: lots"))
         core.program.signal(signal.SIGHUP)
         wait_until(lambda: "reload refused" in core.program.log(), message="the refusal")
         self.assertIn(f"{core.config_path}:", core.program.log().split("reload refused")[1])
-        self.assertEqual(core.service("svc")["desiredCount"], 3)
+        self.assertEqual(core.service("svc")["desiredCount"], 2)
 
     def test_check_refuses_a_bad_declared_task_definition_with_its_line(self):
         path = self.write_file("bad.yaml", """\
