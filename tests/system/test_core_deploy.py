@@ -1,6 +1,7 @@
 """Rolling deployments through gantry-core with a real gantry-lb in front and load flowing: the
 100/200 rolling update, the circuit breaker with rollback, and tasks replaced for failing the lb's
 health checks."""
+import os
 import threading
 import time
 
@@ -211,10 +212,21 @@ class CoreDeployTest(CoreTestCase, LbTestCase):
         most = [0]
         stop = threading.Event()
 
+        def groups():
+            # a task's container is its own process group; counting groups, not processes, leaves
+            # out helpers of a process (the ASan build's leak checker clones a tracer at exit)
+            found = set()
+            for pid in task_pids(run_dir):
+                try:
+                    found.add(os.getpgid(pid))
+                except ProcessLookupError:
+                    pass
+            return len(found)
+
         def sample():
             deadline = time.monotonic() + 60
             while not stop.is_set() and time.monotonic() < deadline:
-                most[0] = max(most[0], len(task_pids(run_dir)))
+                most[0] = max(most[0], groups())
                 time.sleep(0.01)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -224,7 +236,7 @@ class CoreDeployTest(CoreTestCase, LbTestCase):
             timeout=60, message="every task on revision 2")
         stop.set()
         sampler.join(timeout=10)
-        self.assertEqual(most[0], 4, "more task processes than maximumPercent allows")
+        self.assertEqual(most[0], 4, "more tasks running than maximumPercent allows")
 
     def test_a_failing_revision_is_throttled_without_the_breaker(self):
         core = self.start_core()
