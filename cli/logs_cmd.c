@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "common/daemon.h"
 #include "config/config.h"
 
@@ -405,36 +406,9 @@ static int on_option(void *ctx, const struct daemon_option *option, const char *
     return 0;
 }
 
-/* TASK may come before the options (`gantry logs 3f2a --tail 20`): options and their values are
- * moved in front before the common parser, which stops at the first operand, sees them. */
-static bool takes_value(const char *arg)
-{
-    static const char *const names[] = {"-c", "--config", "--log-level", "--container", "--tail"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(arg, names[i]) == 0)
-            return true;
-    return false;
-}
-
-static void split_args(int argc, char **argv, char **opts, int *n_opts, char **ops, int *n_ops)
-{
-    *n_opts = *n_ops = 0;
-    opts[(*n_opts)++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            while (++i < argc)
-                ops[(*n_ops)++] = argv[i];
-            break;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) {
-            opts[(*n_opts)++] = argv[i];
-            if (takes_value(argv[i]) && i + 1 < argc)
-                opts[(*n_opts)++] = argv[++i];
-        } else {
-            ops[(*n_ops)++] = argv[i];
-        }
-    }
-}
+/* TASK may come before the options (`gantry logs 3f2a --tail 20`). */
+static const char *const VALUE_OPTIONS[] = {"-c",          "--config", "--log-level",
+                                            "--container", "--tail",   NULL};
 
 int logs_cmd_main(int argc, char **argv)
 {
@@ -458,7 +432,7 @@ int logs_cmd_main(int argc, char **argv)
     if (!opts || !ops) {
         fprintf(stderr, "gantry logs: out of memory\n");
     } else {
-        split_args(argc, argv, opts, &n_opts, ops, &n_ops);
+        cli_split_args(argc, argv, VALUE_OPTIONS, false, opts, &n_opts, ops, &n_ops);
         struct daemon_args args;
         status = daemon_args_parse(n_opts, opts, &usage, &args);
         if (status == DAEMON_ARGS_GO_ON && n_ops != 1) {

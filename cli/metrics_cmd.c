@@ -1,5 +1,7 @@
 #include "cli/metrics_cmd.h"
 
+#include "cli/args.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -211,23 +213,6 @@ static int on_option(void *ctx, const struct daemon_option *option, const char *
         *option_slot(o, option->name) = arg;
     }
     return 0;
-}
-
-/* Options may follow the operands (`get CPUUtilization --window 5m`): they are moved in front,
- * with their values, before the common parser sees them. */
-static bool takes_value(const char *arg)
-{
-    static const char *const names[] = {
-        "-c",          "--config", "--redis", "--log-level", "--listen", "--admin", "--namespace",
-        "--dimension", "--time",   "--count", "--window",    "--stat",   "--end"};
-    return find_name(names, COUNT_OF(names), arg) >= 0;
-}
-
-/* "-3" or "-.5" is a VALUE (put NAME -3), not an option. */
-static bool is_negative_number(const char *arg)
-{
-    return arg[0] == '-' &&
-           (isdigit((unsigned char)arg[1]) || (arg[1] == '.' && isdigit((unsigned char)arg[2])));
 }
 
 /* Which commands each option belongs to: one given to another is a usage error, not ignored. */
@@ -800,28 +785,11 @@ static int run(const struct request *q, const struct daemon_args *args)
     return status;
 }
 
-/* Splits argv into the options (argv[0] first, then each option with its value) and the
- * operands; both arrays hold argc + 1 entries. */
-static void split_args(int argc, char **argv, char **opts, int *n_opts, char **operands, int *n_ops)
-{
-    *n_opts = *n_ops = 0;
-    opts[(*n_opts)++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            while (++i < argc)
-                operands[(*n_ops)++] = argv[i];
-            break;
-        }
-        if (a[0] == '-' && a[1] && !is_negative_number(a)) {
-            opts[(*n_opts)++] = argv[i];
-            if (takes_value(a) && i + 1 < argc)
-                opts[(*n_opts)++] = argv[++i];
-        } else {
-            operands[(*n_ops)++] = argv[i];
-        }
-    }
-}
+/* Options may follow the operands (`get CPUUtilization --window 5m`); "-3" is a VALUE
+ * (put NAME -3), not an option. */
+static const char *const VALUE_OPTIONS[] = {
+    "-c",          "--config", "--redis", "--log-level", "--listen", "--admin", "--namespace",
+    "--dimension", "--time",   "--count", "--window",    "--stat",   "--end",   NULL};
 
 int metrics_cmd_main(int argc, char **argv)
 {
@@ -855,7 +823,7 @@ int metrics_cmd_main(int argc, char **argv)
         fprintf(stderr, "gantry metrics: out of memory\n");
     } else {
         int n_opts, n_ops;
-        split_args(argc, argv, opts, &n_opts, operands, &n_ops);
+        cli_split_args(argc, argv, VALUE_OPTIONS, true, opts, &n_opts, operands, &n_ops);
         struct daemon_args args;
         status = daemon_args_parse(n_opts, opts, &usage, &args);
         if (status == DAEMON_ARGS_GO_ON &&

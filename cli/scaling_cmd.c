@@ -1,5 +1,7 @@
 #include "cli/scaling_cmd.h"
 
+#include "cli/args.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -657,38 +659,10 @@ static int run(const struct request *q, const struct daemon_args *args)
     return status;
 }
 
-static bool takes_value(const char *arg)
-{
-    static const char *const names[] = {"-c",       "--config", "--redis",       "--log-level",
-                                        "--listen", "--admin",  "--resource-id", "--max-items"};
-    for (size_t i = 0; i < COUNT_OF(names); i++)
-        if (strcmp(arg, names[i]) == 0)
-            return true;
-    return false;
-}
-
-/* Options may follow the command (`scaling activities --json`): they are moved in front, with
- * their values, before the common parser, which stops at the first operand, sees them. Both
- * arrays hold argc + 1 entries. */
-static void split_args(int argc, char **argv, char **opts, int *n_opts, char **operands, int *n_ops)
-{
-    *n_opts = *n_ops = 0;
-    opts[(*n_opts)++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            while (++i < argc)
-                operands[(*n_ops)++] = argv[i];
-            break;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) {
-            opts[(*n_opts)++] = argv[i];
-            if (takes_value(argv[i]) && i + 1 < argc)
-                opts[(*n_opts)++] = argv[++i];
-        } else {
-            operands[(*n_ops)++] = argv[i];
-        }
-    }
-}
+/* Options may follow the command (`scaling activities --json`). */
+static const char *const VALUE_OPTIONS[] = {"-c",       "--config", "--redis",       "--log-level",
+                                            "--listen", "--admin",  "--resource-id", "--max-items",
+                                            NULL};
 
 int scaling_cmd_main(int argc, char **argv)
 {
@@ -715,7 +689,7 @@ int scaling_cmd_main(int argc, char **argv)
         fprintf(stderr, "gantry scaling: out of memory\n");
     } else {
         int n_opts, n_ops;
-        split_args(argc, argv, opts, &n_opts, operands, &n_ops);
+        cli_split_args(argc, argv, VALUE_OPTIONS, false, opts, &n_opts, operands, &n_ops);
         struct daemon_args args;
         struct request q;
         status = daemon_args_parse(n_opts, opts, &usage, &args);

@@ -401,6 +401,24 @@ static int64_t breaker_threshold(const struct core_service *svc)
     return t < BREAKER_MIN ? BREAKER_MIN : t > BREAKER_MAX ? BREAKER_MAX : t;
 }
 
+/* dep (a new reference, stolen) becomes the PRIMARY deployment running td; the others are
+ * ACTIVE from now on. */
+static void make_primary(struct core_service *svc, json_t *dep, json_t *td)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(deployments(svc), i, d)
+    {
+        json_object_set_new(d, "status", json_string("ACTIVE"));
+    }
+    json_array_insert_new(deployments(svc), 0, dep);
+    json_decref(svc->td);
+    svc->td = json_incref(td);
+    json_object_set(svc->doc, "taskDefinition", json_object_get(td, "taskDefinitionArn"));
+    svc->steady = false;
+    svc->dirty = true;
+}
+
 static void roll_back(struct core *core, struct core_service *svc, json_t *failed)
 {
     json_t *last = json_object_get(svc->doc, "_lastCompleted");
@@ -427,17 +445,7 @@ static void roll_back(struct core *core, struct core_service *svc, json_t *faile
             t->dirty = true;
         }
     }
-    size_t i;
-    json_t *d;
-    json_array_foreach(deployments(svc), i, d)
-    {
-        json_object_set_new(d, "status", json_string("ACTIVE"));
-    }
-    json_array_insert_new(deployments(svc), 0, dep);
-    json_decref(svc->td);
-    svc->td = json_incref(td);
-    json_object_set(svc->doc, "taskDefinition", json_object_get(td, "taskDefinitionArn"));
-    svc->steady = false; /* the start throttle stays: a rollback that fails too backs off */
+    make_primary(svc, dep, td); /* the start throttle stays: a rollback that fails too backs off */
     service_event(core, svc, "(deployment %s) rolling back to deployment %s.", jstr(dep, "id"),
                   old_id);
 }
@@ -485,19 +493,9 @@ void deploy_start(struct core *core, struct core_service *svc, json_t *td)
 {
     json_t *dep = deploy_new_doc(td, desired_count(svc), jstr(svc->doc, "launchType"));
     json_object_set_new(dep, "_rolling", json_true()); /* completes once its tasks are proven */
-    size_t i;
-    json_t *d;
-    json_array_foreach(deployments(svc), i, d)
-    {
-        json_object_set_new(d, "status", json_string("ACTIVE"));
-    }
-    json_array_insert_new(deployments(svc), 0, dep);
-    json_decref(svc->td);
-    svc->td = json_incref(td);
-    json_object_set(svc->doc, "taskDefinition", json_object_get(td, "taskDefinitionArn"));
+    make_primary(svc, dep, td);
     svc->failures = 0;
     svc->next_start_ms = 0;
-    svc->steady = false;
     svc->dirty = true;
     log_info("service %s/%s: deployment %s of %s", svc->cluster, svc->name, jstr(dep, "id"),
              jstr(td, "taskDefinitionArn"));
