@@ -8,23 +8,11 @@ import time
 
 from docker_fixtures import DockerTestCase, docker_taskdef, stop_private_daemon
 from harness import http_request, wait_until
-from lb_fixtures import FAST_CHECK, Lb
+from lb_fixtures import Lb
+from test_core_service import LB_SECTION as SERVICE_LB_SECTION, TG_ARN
 
-TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/6d0ecf831eec9f09"
-LB_SECTION = f"""\
-lb:
-  workers: 1
-  admin: 127.0.0.1:0
-  listeners:
-    - name: web
-      listen: 127.0.0.1:0
-      default_action: {{type: forward, target_group: web}}
-  target_groups:
-    - name: web
-      targets_from: redis
-      health_check: {FAST_CHECK}
-      deregistration_delay: 1s
-"""
+# the target group of test_core_service, drained faster: containers take their time to stop
+LB_SECTION = SERVICE_LB_SECTION.replace("deregistration_delay: 10s", "deregistration_delay: 1s")
 MIB = 1024 * 1024
 
 

@@ -12,26 +12,13 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/json_q.h"
+
 #include "common/log.h"
 #include "core/core.h"
 #include "core/health.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static json_t *json_q(const char *text)
-{
-    size_t n = strlen(text);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    for (size_t i = 0; i <= n; i++)
-        s[i] = text[i] == '\'' ? '"' : text[i];
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    free(s);
-    if (!v)
-        fail_msg("the test's JSON does not parse (%s): %s", e.text, text);
-    return v;
-}
 
 /* ---- health_params_from ------------------------------------------------------------------ */
 

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/json_q.h"
+
 #include "core/taskdef.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -29,21 +31,6 @@
 #define BARE "{'name':'app','image':'busybox'}"
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
-
-static json_t *json_q(const char *text)
-{
-    size_t n = strlen(text);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    for (size_t i = 0; i <= n; i++)
-        s[i] = text[i] == '\'' ? '"' : text[i];
-    json_error_t e;
-    json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
-    free(s);
-    if (!v)
-        fail_msg("the test's JSON does not parse (%s): %s", e.text, text);
-    return v;
-}
 
 /* Validates text as RegisterTaskDefinition's body, with its own length. */
 static int validate_q(const char *text, struct api_error *err)
